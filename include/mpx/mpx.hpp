@@ -1,0 +1,1150 @@
+/*
+ * mpx/mpx.hpp - header-only C++20 RAII classes over the mpx C API.
+ *
+ * Every class owns one C handle: movable, not copyable, destroyed (closed) by its destructor.
+ * Closing a handle never destroys the shared object for other processes, and never unlinks
+ * a name. A moved-from object holds no handle; using it throws mpx::error (MPX_EINVAL).
+ *
+ * Failures throw mpx::error, a std::system_error whose code() is in mpx::category() and
+ * compares equal to mpx::errc values and, where one fits, to std::errc values. Expected
+ * outcomes are return values instead: a timed-out acquire returns false (or
+ * acquire_result::timed_out), a previous owner's death is acquire_result::owner_dead.
+ *
+ * Owner death: a Lock or RLock whose holder died is handed to the next acquirer with the
+ * state it guards possibly half-updated. acquire() reports it as acquire_result::owner_dead;
+ * lock()/try_lock() throw mpx::owner_dead_error WITH THE LOCK HELD, unless a repair
+ * function was installed with on_owner_dead(), in which case they run it, mark the lock
+ * consistent and return normally. See docs/cpp.md and docs/sync.md.
+ *
+ * Docs: docs/cpp.md. Everything here is inline; link with -lmpx.
+ */
+#ifndef MPX_MPX_HPP
+#define MPX_MPX_HPP
+
+#include "mpx/mpx.h"
+
+#include <atomic>
+#include <chrono>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <initializer_list>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace mpx {
+
+// ==== errors ===============================================================================
+
+/** The C error codes as an enum usable with std::error_code (`e.code() == mpx::errc::timedout`). */
+enum class errc : int {
+  inval = MPX_EINVAL,
+  nomem = MPX_ENOMEM,
+  badhandle = MPX_EBADHANDLE,
+  timedout = MPX_ETIMEDOUT,
+  exist = MPX_EEXIST,
+  noent = MPX_ENOENT,
+  acces = MPX_EACCES,
+  perm = MPX_EPERM,
+  ownerdead = MPX_EOWNERDEAD,
+  notrecoverable = MPX_ENOTRECOVERABLE,
+  overflow = MPX_EOVERFLOW,
+  broken = MPX_EBROKEN,
+  closed = MPX_ECLOSED,
+  corrupt = MPX_ECORRUPT,
+  nobufs = MPX_ENOBUFS,
+  forked = MPX_EFORKED,
+  notsup = MPX_ENOTSUP,
+  sys = MPX_ESYS,
+  range = MPX_ERANGE,
+  mfile = MPX_EMFILE,
+  nospc = MPX_ENOSPC,
+  msgsize = MPX_EMSGSIZE,
+  eof = MPX_EOF,
+  proto = MPX_EPROTO,
+  pipe = MPX_EPIPE,
+  auth = MPX_EAUTH,
+  workerdied = MPX_EWORKERDIED,
+  addrinuse = MPX_EADDRINUSE,
+  again = MPX_EAGAIN,
+  deadlk = MPX_EDEADLK,
+};
+
+namespace detail {
+class category_impl final : public std::error_category {
+ public:
+  const char *name() const noexcept override { return "mpx"; }
+  std::string message(int ev) const override { return mpx_strerror(ev); }
+  std::error_condition default_error_condition(int ev) const noexcept override {
+    switch (ev) {
+      case MPX_EINVAL: return std::errc::invalid_argument;
+      case MPX_ENOMEM: return std::errc::not_enough_memory;
+      case MPX_ETIMEDOUT: return std::errc::timed_out;
+      case MPX_EEXIST: return std::errc::file_exists;
+      case MPX_ENOENT: return std::errc::no_such_file_or_directory;
+      case MPX_EACCES: return std::errc::permission_denied;
+      case MPX_EPERM: return std::errc::operation_not_permitted;
+      case MPX_EOWNERDEAD: return std::errc::owner_dead;
+      case MPX_ENOTRECOVERABLE: return std::errc::state_not_recoverable;
+      case MPX_EOVERFLOW: return std::errc::value_too_large;
+      case MPX_ENOBUFS: return std::errc::no_buffer_space;
+      case MPX_ENOTSUP: return std::errc::not_supported;
+      case MPX_ERANGE: return std::errc::result_out_of_range;
+      case MPX_EMFILE: return std::errc::too_many_files_open;
+      case MPX_ENOSPC: return std::errc::no_space_on_device;
+      case MPX_EMSGSIZE: return std::errc::message_size;
+      case MPX_EPROTO: return std::errc::protocol_error;
+      case MPX_EPIPE: return std::errc::broken_pipe;
+      case MPX_EADDRINUSE: return std::errc::address_in_use;
+      case MPX_EAGAIN: return std::errc::resource_unavailable_try_again;
+      case MPX_EDEADLK: return std::errc::resource_deadlock_would_occur;
+      default: return std::error_condition(ev, *this);
+    }
+  }
+};
+}  // namespace detail
+
+/** The error category of mpx codes: name "mpx", message() is mpx_strerror(). */
+inline const std::error_category &category() noexcept {
+  static const detail::category_impl instance;
+  return instance;
+}
+
+inline std::error_code make_error_code(errc e) noexcept { return {static_cast<int>(e), category()}; }
+
+}  // namespace mpx
+
+template <>
+struct std::is_error_code_enum<mpx::errc> : std::true_type {};
+
+namespace mpx {
+
+/**
+ * A failed mpx call. code().value() is the negative MPX_E* code, name() its symbol
+ * ("MPX_ETIMEDOUT"), detail() the library's mpx_last_error_message() captured when it failed,
+ * where() the C++ operation. Copying never throws.
+ */
+class error : public std::system_error {
+ public:
+  error(int code, std::string where, std::string detail)
+      : std::system_error(code, category()), info_(make_info(code, std::move(where), std::move(detail))) {}
+
+  /** The negative MPX_E* code. */
+  int value() const noexcept { return info_->code; }
+  /** Symbolic name of the code, e.g. "MPX_ETIMEDOUT". */
+  const char *name() const noexcept { return mpx_error_name(info_->code); }
+  /** mpx_last_error_message() at the time of the failure ("" if the library gave none). */
+  const std::string &detail() const noexcept { return info_->detail; }
+  /** The operation that failed, e.g. "mpx::Lock::unlock". */
+  const std::string &where() const noexcept { return info_->where; }
+  const char *what() const noexcept override { return info_->what.c_str(); }
+
+ private:
+  struct info {
+    int code;
+    std::string where, detail, what;
+  };
+  static std::shared_ptr<const info> make_info(int code, std::string where, std::string detail) {
+    auto i = std::make_shared<info>(info{code, std::move(where), std::move(detail), {}});
+    i->what = i->where + ": " + mpx_error_name(code) + " (" + mpx_strerror(code) + ")";
+    if (!i->detail.empty()) i->what += ": " + i->detail;
+    return i;
+  }
+  std::shared_ptr<const info> info_;
+};
+
+/**
+ * Thrown by lock()/try_lock*() and Condition waits when the previous owner of the lock died
+ * holding it and no repair function is installed. THE LOCK IS HELD when this is thrown (the
+ * one deviation from the standard Lockable requirements): repair what it guards, call
+ * consistent() on the lock, then unlock(). Unlocking without consistent() makes the lock
+ * unusable for everyone (MPX_ENOTRECOVERABLE).
+ */
+class owner_dead_error : public error {
+ public:
+  using error::error;
+};
+
+/** Thrown by Barrier::wait when the barrier is or becomes broken (MPX_EBROKEN) or the wait
+ *  timed out (MPX_ETIMEDOUT; the timeout broke the barrier for everyone). */
+class broken_barrier_error : public error {
+ public:
+  using error::error;
+};
+
+namespace detail {
+
+[[noreturn]] inline void throw_error(int code, const char *where) {
+  std::string detail = mpx_last_error_message();  // first: it is valid only until the next call
+  if (code == MPX_EOWNERDEAD) throw owner_dead_error(code, where, std::move(detail));
+  throw error(code, where, std::move(detail));
+}
+
+/** Returns rc when it is not an error, throws otherwise. */
+inline int check(int rc, const char *where) {
+  if (rc < 0) throw_error(rc, where);
+  return rc;
+}
+
+template <class H, int (*Destroy)(H *)>
+class handle {
+ public:
+  handle() noexcept = default;
+  explicit handle(H *h) noexcept : h_(h) {}
+  handle(const handle &) = delete;
+  handle &operator=(const handle &) = delete;
+  handle(handle &&o) noexcept : h_(std::exchange(o.h_, nullptr)) {}
+  handle &operator=(handle &&o) noexcept {
+    if (this != &o) {
+      reset();
+      h_ = std::exchange(o.h_, nullptr);
+    }
+    return *this;
+  }
+  ~handle() { reset(); }
+  void reset() noexcept {
+    if (h_) (void)Destroy(std::exchange(h_, nullptr));
+  }
+  H *get() const noexcept { return h_; }
+  H *release() noexcept { return std::exchange(h_, nullptr); }
+
+ private:
+  H *h_ = nullptr;
+};
+
+/** Fetch a string through the (buf, in/out len) convention, growing on MPX_ENOBUFS. */
+template <class H>
+std::string get_string(int (*fn)(H *, char *, size_t *), H *h, const char *where) {
+  std::string s(MPX_TOKEN_MAX, '\0');
+  size_t len = s.size();
+  int rc = fn(h, s.data(), &len);
+  if (rc == MPX_ENOBUFS && len > s.size()) {
+    s.assign(len, '\0');
+    len = s.size();
+    rc = fn(h, s.data(), &len);
+  }
+  check(rc, where);
+  s.resize(len);
+  return s;
+}
+
+template <class Rep, class Period>
+constexpr int64_t to_timeout_ms(std::chrono::duration<Rep, Period> d) noexcept {
+  if (d <= d.zero()) return 0;  // already expired: try once (never "forever")
+  const double ms = std::chrono::duration<double, std::milli>(d).count();
+  if (!(ms < 9.0e18)) return INT64_MAX;
+  auto r = static_cast<int64_t>(ms);
+  if (static_cast<double>(r) < ms) ++r;  // round up: never wake before the caller's deadline
+  return r;
+}
+
+}  // namespace detail
+
+/** Tag for the constructors that take ownership of a C handle: `mpx::Lock(mpx::adopt, h)`. */
+struct adopt_t {
+  explicit adopt_t() = default;
+};
+inline constexpr adopt_t adopt{};
+
+// ==== timeouts =============================================================================
+
+/**
+ * A timeout: forever (the default), or any std::chrono duration, rounded up to whole
+ * milliseconds; zero or negative durations try once. timeout::ms(n) takes the C convention.
+ */
+class timeout {
+ public:
+  constexpr timeout() noexcept = default;
+  template <class Rep, class Period>
+  constexpr timeout(std::chrono::duration<Rep, Period> d) noexcept  // NOLINT: implicit on purpose
+      : ms_(detail::to_timeout_ms(d)) {}
+  /** From C milliseconds: negative = forever, 0 = try once. */
+  static constexpr timeout ms(int64_t timeout_ms) noexcept {
+    timeout t;
+    t.ms_ = timeout_ms < 0 ? k_forever : timeout_ms;
+    return t;
+  }
+  constexpr int64_t count_ms() const noexcept { return ms_; }
+  constexpr bool is_forever() const noexcept { return ms_ < 0; }
+
+ private:
+  // MPX_INFINITE, spelt without its C cast (which -Wold-style-cast flags in C++ code).
+  static constexpr int64_t k_forever = -1;
+  int64_t ms_ = k_forever;
+};
+
+/** Block until it happens. */
+inline constexpr timeout forever{};
+/** Do not block: try once. */
+inline constexpr timeout try_once = timeout::ms(0);
+
+template <class Clock, class Duration>
+timeout until(std::chrono::time_point<Clock, Duration> deadline) {
+  return timeout(deadline - Clock::now());
+}
+
+// ==== version ==============================================================================
+
+/** The runtime library's version string, e.g. "0.1.0". */
+inline std::string_view version() noexcept { return mpx_version_string(); }
+/** The runtime library's MPX_VERSION_NUMBER. */
+inline uint32_t version_number() noexcept { return mpx_version(); }
+
+// ==== Segment ==============================================================================
+
+/**
+ * A shared memory segment mapped in this process. Anonymous (memfd: inherited across fork,
+ * gone when the last holder exits) or named (POSIX shm, mode 0600, lives until unlinked).
+ */
+class Segment {
+ public:
+  /** An anonymous segment of `bytes` zero-filled bytes. */
+  static Segment create(size_t bytes) { return create_with(bytes, 0, nullptr, "mpx::Segment::create"); }
+
+  /** A named segment, created exclusively: mpx::error MPX_EEXIST if the name exists. */
+  static Segment create_named(std::string_view name, size_t bytes) {
+    std::string n(name);
+    return create_with(bytes, 0, n.c_str(), "mpx::Segment::create_named");
+  }
+
+  /** A named segment with a fresh random name (read it with name()). */
+  static Segment create_random(size_t bytes) {
+    return create_with(bytes, MPX_SEGMENT_RANDOM_NAME, nullptr, "mpx::Segment::create_random");
+  }
+
+  /** Attach an existing named segment: MPX_ENOENT if missing, MPX_EACCES if not ours/0600. */
+  static Segment attach(std::string_view name) {
+    std::string n(name);
+    mpx_segment *s = nullptr;
+    detail::check(mpx_segment_attach(&s, n.c_str()), "mpx::Segment::attach");
+    return Segment(adopt_t{}, s);
+  }
+
+  /** Attach the segment a token (from token()) names; works for anonymous segments too. */
+  static Segment attach_token(std::string_view token) {
+    std::string t(token);
+    mpx_segment *s = nullptr;
+    detail::check(mpx_segment_attach_token(&s, t.c_str()), "mpx::Segment::attach_token");
+    return Segment(adopt_t{}, s);
+  }
+
+  /** Remove a name without attaching it: MPX_ENOENT if missing. */
+  static void unlink_name(std::string_view name) {
+    std::string n(name);
+    detail::check(mpx_segment_unlink_name(n.c_str()), "mpx::Segment::unlink_name");
+  }
+
+  /** Take ownership of a C handle. */
+  Segment(adopt_t, mpx_segment *h) : h_(h) {
+    void *addr = nullptr;
+    detail::check(mpx_segment_address(h, &addr), "mpx::Segment");
+    detail::check(mpx_segment_size(h, &size_), "mpx::Segment");
+    data_ = addr;
+  }
+
+  Segment(Segment &&o) noexcept
+      : h_(std::move(o.h_)), data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  Segment &operator=(Segment &&o) noexcept {
+    h_ = std::move(o.h_);
+    data_ = std::exchange(o.data_, nullptr);
+    size_ = std::exchange(o.size_, 0);
+    return *this;
+  }
+
+  /** Remove this segment's name (named segments only); the mapping stays valid. */
+  void unlink() { detail::check(mpx_segment_unlink(h_.get()), "mpx::Segment::unlink"); }
+
+  /** Unmap and close now (the destructor does it otherwise). */
+  void close() noexcept {
+    h_.reset();
+    data_ = nullptr;
+    size_ = 0;
+  }
+
+  void *data() const noexcept { return data_; }
+  size_t size() const noexcept { return size_; }
+  std::span<std::byte> bytes() const noexcept { return {static_cast<std::byte *>(data_), size_}; }
+
+  /** The name without the leading '/'; "" for an anonymous segment. */
+  std::string name() const { return detail::get_string(&mpx_segment_name, h_.get(), "mpx::Segment::name"); }
+  /** A token from which another process attaches this segment (attach_token). */
+  std::string token() const { return detail::get_string(&mpx_segment_token, h_.get(), "mpx::Segment::token"); }
+  /** The descriptor behind the mapping (owned by the segment: do not close it). */
+  int fd() const {
+    int fd = -1;
+    detail::check(mpx_segment_fd(h_.get(), &fd), "mpx::Segment::fd");
+    return fd;
+  }
+
+  mpx_segment *native_handle() const noexcept { return h_.get(); }
+  explicit operator bool() const noexcept { return h_.get() != nullptr; }
+
+ private:
+  static Segment create_with(size_t bytes, uint32_t flags, const char *name, const char *where) {
+    mpx_segment_options o;
+    detail::check(mpx_segment_options_init(&o, sizeof o), where);
+    o.flags = flags;
+    o.name = name;
+    mpx_segment *s = nullptr;
+    detail::check(mpx_segment_create(&s, bytes, &o), where);
+    return Segment(adopt_t{}, s);
+  }
+
+  detail::handle<mpx_segment, &mpx_segment_destroy> h_;
+  void *data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// ==== Lock, RLock ==========================================================================
+
+/** Outcome of a non-throwing acquire. */
+enum class acquire_result {
+  acquired,   /**< held */
+  timed_out,  /**< not held: the timeout expired */
+  owner_dead, /**< held, but the previous owner died holding it: repair, consistent(), unlock() */
+};
+
+/**
+ * A process-shared lock of either kind (what Value::get_lock() and Condition::get_lock()
+ * return). Lock and RLock are the same class with a fixed kind. Satisfies BasicLockable,
+ * Lockable and TimedLockable: std::lock_guard, std::unique_lock, std::scoped_lock work.
+ */
+class BasicLock {
+ public:
+  /** Attach the lock a token names, of either kind. */
+  static BasicLock attach(std::string_view token) { return BasicLock(adopt_t{}, attach_handle(token, "mpx::BasicLock::attach")); }
+
+  /** Take ownership of a C handle. */
+  BasicLock(adopt_t, mpx_lock *h) noexcept : h_(h) {}
+  BasicLock(BasicLock &&) noexcept = default;
+  BasicLock &operator=(BasicLock &&) noexcept = default;
+
+  /**
+   * Acquire, waiting up to `t`. Never throws for timeout or owner death; throws mpx::error
+   * for anything else (MPX_ENOTRECOVERABLE, a closed handle...).
+   */
+  acquire_result acquire(timeout t = forever) {
+    int rc = mpx_lock_acquire(h_.get(), t.count_ms());
+    switch (rc) {
+      case MPX_OK: return acquire_result::acquired;
+      case MPX_ETIMEDOUT: return acquire_result::timed_out;
+      case MPX_EOWNERDEAD: return acquire_result::owner_dead;
+      default: detail::throw_error(rc, "mpx::Lock::acquire");
+    }
+  }
+
+  /** Block until held. Owner death: see on_owner_dead() and mpx::owner_dead_error. */
+  void lock() { (void)timed_lock(forever, "mpx::Lock::lock"); }
+  /** Try once, without blocking. */
+  bool try_lock() { return timed_lock(try_once, "mpx::Lock::try_lock"); }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> d) {
+    return timed_lock(timeout(d), "mpx::Lock::try_lock_for");
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return timed_lock(until(deadline), "mpx::Lock::try_lock_until");
+  }
+
+  /** Release. Lock: by anyone (MPX_EPERM if unlocked); RLock: by the owning thread only. */
+  void unlock() { detail::check(mpx_lock_release(h_.get()), "mpx::Lock::unlock"); }
+  /** Python's name for unlock(). */
+  void release() { unlock(); }
+
+  /** Mark a lock acquired after its owner died as repaired. */
+  void consistent() { detail::check(mpx_lock_consistent(h_.get()), "mpx::Lock::consistent"); }
+
+  /**
+   * Install a repair function for owner death on this handle: lock()/try_lock*() then call
+   * it with the lock held, mark the lock consistent and return normally. If it throws, the
+   * lock is released unrepaired (it becomes MPX_ENOTRECOVERABLE) and the exception propagates.
+   * `[]{}` accepts the state as is, like the Python binding. An empty function removes it.
+   */
+  void on_owner_dead(std::function<void()> repair) { repair_ = std::move(repair); }
+
+  /** Held by anyone. */
+  bool locked() const { return flag(&mpx_lock_locked, "mpx::Lock::locked"); }
+  /** RLock: held by the calling thread. Lock: held by this process. */
+  bool is_owned() const { return flag(&mpx_lock_is_owned, "mpx::Lock::is_owned"); }
+  /** RLock: recursion depth held by the calling thread (0 if not held). Lock: 0. */
+  uint32_t count() const {
+    uint32_t c = 0;
+    detail::check(mpx_lock_count(h_.get(), &c), "mpx::Lock::count");
+    return c;
+  }
+  bool is_recursive() const { return flag(&mpx_lock_is_recursive, "mpx::Lock::is_recursive"); }
+
+  std::string token() const { return detail::get_string(&mpx_lock_token, h_.get(), "mpx::Lock::token"); }
+  mpx_lock *native_handle() const noexcept { return h_.get(); }
+  explicit operator bool() const noexcept { return h_.get() != nullptr; }
+
+ protected:
+  static mpx_lock *create_handle(uint32_t flags, const char *where) {
+    mpx_lock_options o;
+    detail::check(mpx_lock_options_init(&o, sizeof o), where);
+    o.flags = flags;
+    mpx_lock *l = nullptr;
+    detail::check(mpx_lock_create(&l, &o), where);
+    return l;
+  }
+
+  static mpx_lock *attach_handle(std::string_view token, const char *where) {
+    std::string t(token);
+    mpx_lock *l = nullptr;
+    detail::check(mpx_lock_attach(&l, t.c_str()), where);
+    return l;
+  }
+
+  /** Attach and insist on one kind (the C call accepts either). */
+  static mpx_lock *attach_kind(std::string_view token, bool recursive, const char *where) {
+    BasicLock l(adopt_t{}, attach_handle(token, where));
+    if (l.is_recursive() != recursive)
+      throw error(MPX_EINVAL, where, recursive ? "the token names a Lock, not an RLock" : "the token names an RLock, not a Lock");
+    return l.h_.release();
+  }
+
+  bool flag(int (*fn)(mpx_lock *, int *), const char *where) const {
+    int v = 0;
+    detail::check(fn(h_.get(), &v), where);
+    return v != 0;
+  }
+
+  bool timed_lock(timeout t, const char *where) {
+    int rc = mpx_lock_acquire(h_.get(), t.count_ms());
+    if (rc == MPX_OK) return true;
+    if (rc == MPX_ETIMEDOUT) return false;
+    if (rc == MPX_EOWNERDEAD) {
+      recover(where);
+      return true;
+    }
+    detail::throw_error(rc, where);
+  }
+
+  /** The lock is held after owner death: repair and mark consistent, or throw (still held). */
+  void recover(const char *where) {
+    if (!repair_) detail::throw_error(MPX_EOWNERDEAD, where);
+    try {
+      repair_();
+    } catch (...) {
+      (void)mpx_lock_release(h_.get());  // unrepaired: the lock becomes unrecoverable
+      throw;
+    }
+    detail::check(mpx_lock_consistent(h_.get()), where);
+  }
+
+  friend class Condition;
+
+  detail::handle<mpx_lock, &mpx_lock_destroy> h_;
+  std::function<void()> repair_;
+};
+
+/** Python's Lock: non-recursive; any thread of any process may release it. */
+class Lock : public BasicLock {
+ public:
+  Lock() : BasicLock(adopt_t{}, create_handle(0, "mpx::Lock")) {}
+  Lock(adopt_t, mpx_lock *h) noexcept : BasicLock(adopt_t{}, h) {}
+  /** Attach a Lock by token (mpx::error MPX_EINVAL if it names an RLock). */
+  static Lock attach(std::string_view token) { return Lock(adopt_t{}, attach_kind(token, false, "mpx::Lock::attach")); }
+};
+
+/** Python's RLock: recursive and owner-tracked (a thread of a process); only the owner releases. */
+class RLock : public BasicLock {
+ public:
+  RLock() : BasicLock(adopt_t{}, create_handle(MPX_LOCK_RECURSIVE, "mpx::RLock")) {}
+  RLock(adopt_t, mpx_lock *h) noexcept : BasicLock(adopt_t{}, h) {}
+  /** Attach an RLock by token (mpx::error MPX_EINVAL if it names a plain Lock). */
+  static RLock attach(std::string_view token) { return RLock(adopt_t{}, attach_kind(token, true, "mpx::RLock::attach")); }
+};
+
+// ==== Semaphore, BoundedSemaphore ==========================================================
+
+/** A process-shared counting semaphore. Also BasicLockable (lock = acquire, unlock = release). */
+class Semaphore {
+ public:
+  explicit Semaphore(uint32_t value = 1) : h_(create_handle(value, 0, 0, "mpx::Semaphore")) {}
+  Semaphore(adopt_t, mpx_semaphore *h) noexcept : h_(h) {}
+  static Semaphore attach(std::string_view token) { return Semaphore(adopt_t{}, attach_handle(token, "mpx::Semaphore::attach")); }
+
+  /** Decrement, waiting up to `t` for a positive value: false on timeout. */
+  bool acquire(timeout t = forever) {
+    int rc = mpx_semaphore_acquire(h_.get(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::Semaphore::acquire");
+    return true;
+  }
+  bool try_acquire() { return acquire(try_once); }
+  template <class Rep, class Period>
+  bool try_acquire_for(std::chrono::duration<Rep, Period> d) {
+    return acquire(timeout(d));
+  }
+  template <class Clock, class Duration>
+  bool try_acquire_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return acquire(until(deadline));
+  }
+
+  /** Increment `n` times, waking waiters. Past the bound: mpx::error MPX_EOVERFLOW, that one
+   *  increment not applied (earlier ones are). */
+  void release(uint32_t n = 1) {
+    for (uint32_t i = 0; i < n; ++i) detail::check(mpx_semaphore_release(h_.get()), "mpx::Semaphore::release");
+  }
+
+  void lock() { (void)acquire(); }
+  bool try_lock() { return acquire(try_once); }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> d) {
+    return acquire(timeout(d));
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return acquire(until(deadline));
+  }
+  void unlock() { release(); }
+
+  uint32_t value() const {
+    uint32_t v = 0;
+    detail::check(mpx_semaphore_value(h_.get(), &v), "mpx::Semaphore::value");
+    return v;
+  }
+  /** The bound; MPX_SEMAPHORE_VALUE_MAX when unbounded. */
+  uint32_t max_value() const {
+    uint32_t v = 0;
+    detail::check(mpx_semaphore_max_value(h_.get(), &v), "mpx::Semaphore::max_value");
+    return v;
+  }
+
+  std::string token() const { return detail::get_string(&mpx_semaphore_token, h_.get(), "mpx::Semaphore::token"); }
+  mpx_semaphore *native_handle() const noexcept { return h_.get(); }
+  explicit operator bool() const noexcept { return h_.get() != nullptr; }
+
+ protected:
+  static mpx_semaphore *create_handle(uint32_t value, uint32_t flags, uint32_t max, const char *where) {
+    mpx_semaphore_options o;
+    detail::check(mpx_semaphore_options_init(&o, sizeof o), where);
+    o.flags = flags;
+    o.max_value = max;
+    mpx_semaphore *s = nullptr;
+    detail::check(mpx_semaphore_create(&s, value, &o), where);
+    return s;
+  }
+  static mpx_semaphore *attach_handle(std::string_view token, const char *where) {
+    std::string t(token);
+    mpx_semaphore *s = nullptr;
+    detail::check(mpx_semaphore_attach(&s, t.c_str()), where);
+    return s;
+  }
+
+  detail::handle<mpx_semaphore, &mpx_semaphore_destroy> h_;
+};
+
+/** A semaphore that refuses to be released past its bound (MPX_EOVERFLOW), like Python's. */
+class BoundedSemaphore : public Semaphore {
+ public:
+  /** max_value 0 means the initial value (Python's rule). */
+  explicit BoundedSemaphore(uint32_t value = 1, uint32_t max_value = 0)
+      : Semaphore(adopt_t{}, create_handle(value, MPX_SEMAPHORE_BOUNDED, max_value, "mpx::BoundedSemaphore")) {}
+  BoundedSemaphore(adopt_t, mpx_semaphore *h) noexcept : Semaphore(adopt_t{}, h) {}
+  static BoundedSemaphore attach(std::string_view token) {
+    return BoundedSemaphore(adopt_t{}, attach_handle(token, "mpx::BoundedSemaphore::attach"));
+  }
+};
+
+// ==== Event ================================================================================
+
+/** A process-shared flag that waiters block on until it is set. */
+class Event {
+ public:
+  Event() {
+    mpx_event *e = nullptr;
+    detail::check(mpx_event_create(&e), "mpx::Event");
+    h_ = handle_type(e);
+  }
+  Event(adopt_t, mpx_event *h) noexcept : h_(h) {}
+  static Event attach(std::string_view token) {
+    std::string t(token);
+    mpx_event *e = nullptr;
+    detail::check(mpx_event_attach(&e, t.c_str()), "mpx::Event::attach");
+    return Event(adopt_t{}, e);
+  }
+
+  /** Set the flag and wake every waiter. */
+  void set() { detail::check(mpx_event_set(h_.get()), "mpx::Event::set"); }
+  void clear() { detail::check(mpx_event_clear(h_.get()), "mpx::Event::clear"); }
+  bool is_set() const {
+    int v = 0;
+    detail::check(mpx_event_is_set(h_.get(), &v), "mpx::Event::is_set");
+    return v != 0;
+  }
+  /** Wait until set: true when set, false on timeout (like Python's wait). */
+  bool wait(timeout t = forever) {
+    int rc = mpx_event_wait(h_.get(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::Event::wait");
+    return true;
+  }
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> d) {
+    return wait(timeout(d));
+  }
+  template <class Clock, class Duration>
+  bool wait_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return wait(until(deadline));
+  }
+
+  std::string token() const { return detail::get_string(&mpx_event_token, h_.get(), "mpx::Event::token"); }
+  mpx_event *native_handle() const noexcept { return h_.get(); }
+  explicit operator bool() const noexcept { return h_.get() != nullptr; }
+
+ private:
+  using handle_type = detail::handle<mpx_event, &mpx_event_destroy>;
+  handle_type h_;
+};
+
+// ==== Condition ============================================================================
+
+/**
+ * A process-shared condition variable bound to its own lock (a new RLock by default, or the
+ * lock given). The condition is itself Lockable (it locks its lock), so
+ * `std::unique_lock lk(cond); cond.wait([&]{ return ready; });` reads as in Python.
+ */
+class Condition {
+ public:
+  /** With a new RLock, like Python's Condition(). */
+  Condition() : Condition(adopt_t{}, create_handle(nullptr)) {}
+  /** Over `lock` (a Lock or an RLock; the condition keeps its own reference to it). */
+  explicit Condition(BasicLock &lock) : Condition(adopt_t{}, create_handle(lock.native_handle())) {}
+  Condition(adopt_t, mpx_condition *h) : h_(h), lock_(adopt_t{}, fetch_lock(h)) {}
+  static Condition attach(std::string_view token) {
+    std::string t(token);
+    mpx_condition *c = nullptr;
+    detail::check(mpx_condition_attach(&c, t.c_str()), "mpx::Condition::attach");
+    return Condition(adopt_t{}, c);
+  }
+
+  /** This handle's view of the condition's lock. */
+  BasicLock &get_lock() noexcept { return lock_; }
+
+  acquire_result acquire(timeout t = forever) { return lock_.acquire(t); }
+  void lock() { lock_.lock(); }
+  bool try_lock() { return lock_.try_lock(); }
+  template <class Rep, class Period>
+  bool try_lock_for(std::chrono::duration<Rep, Period> d) {
+    return lock_.try_lock_for(d);
+  }
+  template <class Clock, class Duration>
+  bool try_lock_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return lock_.try_lock_until(deadline);
+  }
+  void unlock() { lock_.unlock(); }
+  void release() { lock_.unlock(); }
+
+  /** Repair function for owner death of the lock (see BasicLock::on_owner_dead), used by
+   *  lock() and by the re-acquire at the end of every wait. */
+  void on_owner_dead(std::function<void()> repair) { lock_.on_owner_dead(std::move(repair)); }
+
+  /**
+   * With the lock held: release it, wait for a notification, re-acquire it. True when
+   * notified, false on timeout; the lock is held again either way. Spurious wake-ups are
+   * possible: prefer the predicate form.
+   */
+  bool wait(timeout t = forever) {
+    int rc = mpx_condition_wait(h_.get(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    if (rc == MPX_EOWNERDEAD) {
+      lock_.recover("mpx::Condition::wait");
+      return true;
+    }
+    detail::check(rc, "mpx::Condition::wait");
+    return true;
+  }
+
+  /** Wait until pred() is true (Python's wait_for): returns pred()'s last value. */
+  template <std::predicate Pred>
+  bool wait(Pred pred, timeout t = forever) {
+    if (t.is_forever() || t.count_ms() > int64_t{1} << 40) {
+      while (!pred()) (void)wait();
+      return true;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(t.count_ms());
+    while (!pred()) {
+      const auto left = deadline - std::chrono::steady_clock::now();
+      if (left <= left.zero()) return pred();
+      (void)wait(timeout(left));
+    }
+    return true;
+  }
+
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> d) {
+    return wait(timeout(d));
+  }
+  template <class Rep, class Period, std::predicate Pred>
+  bool wait_for(std::chrono::duration<Rep, Period> d, Pred pred) {
+    return wait(std::move(pred), timeout(d));
+  }
+  template <class Clock, class Duration>
+  bool wait_until(std::chrono::time_point<Clock, Duration> deadline) {
+    return wait(until(deadline));
+  }
+  template <class Clock, class Duration, std::predicate Pred>
+  bool wait_until(std::chrono::time_point<Clock, Duration> deadline, Pred pred) {
+    while (!pred()) {
+      if (Clock::now() >= deadline) return pred();
+      (void)wait(until(deadline));
+    }
+    return true;
+  }
+
+  /** Wake up to n waiters; the lock must be held (mpx::error MPX_EPERM otherwise). */
+  void notify(uint32_t n = 1) { detail::check(mpx_condition_notify(h_.get(), n), "mpx::Condition::notify"); }
+  void notify_one() { notify(1); }
+  void notify_all() { detail::check(mpx_condition_notify_all(h_.get()), "mpx::Condition::notify_all"); }
+
+  std::string token() const { return detail::get_string(&mpx_condition_token, h_.get(), "mpx::Condition::token"); }
+  mpx_condition *native_handle() const noexcept { return h_.get(); }
+  explicit operator bool() const noexcept { return h_.get() != nullptr; }
+
+ private:
+  static mpx_condition *create_handle(mpx_lock *lock) {
+    mpx_condition *c = nullptr;
+    detail::check(mpx_condition_create(&c, lock), "mpx::Condition");
+    return c;
+  }
+  static mpx_lock *fetch_lock(mpx_condition *c) {
+    mpx_lock *l = nullptr;
+    int rc = mpx_condition_lock(c, &l);
+    detail::check(rc, "mpx::Condition");  // h_ is already built: it closes c on the way out
+    return l;
+  }
+
+  detail::handle<mpx_condition, &mpx_condition_destroy> h_;
+  BasicLock lock_;
+};
+
+// ==== Barrier ==============================================================================
+
+/** A process-shared barrier for a fixed number of parties, with Python's semantics. */
+class Barrier {
+ public:
+  explicit Barrier(uint32_t parties) {
+    mpx_barrier *b = nullptr;
+    detail::check(mpx_barrier_create(&b, parties), "mpx::Barrier");
+    h_ = handle_type(b);
+  }
+  Barrier(adopt_t, mpx_barrier *h) noexcept : h_(h) {}
+  static Barrier attach(std::string_view token) {
+    std::string t(token);
+    mpx_barrier *b = nullptr;
+    detail::check(mpx_barrier_attach(&b, t.c_str()), "mpx::Barrier::attach");
+    return Barrier(adopt_t{}, b);
+  }
+
+  /**
+   * Wait for all parties; returns this caller's arrival index (0 .. parties-1, unique per
+   * pass). Throws broken_barrier_error if the barrier is broken (MPX_EBROKEN) or this
+   * caller's timeout expired (MPX_ETIMEDOUT; that breaks it for everyone).
+   */
+  uint32_t wait(timeout t = forever) {
+    uint32_t index = 0;
+    check_wait(mpx_barrier_wait(h_.get(), t.count_ms(), &index));
+    return index;
+  }
+
+  /**
+   * Wait; the last party to arrive runs action() before anyone passes (Python's `action`).
+   * If action throws, the barrier is aborted (others get broken_barrier_error) and the
+   * exception propagates. Every party should pass the same action.
+   */
+  template <std::invocable Action>
+  uint32_t wait(Action &&action, timeout t = forever) {
+    uint32_t index = 0;
+    check_wait(mpx_barrier_wait_ex(h_.get(), t.count_ms(), MPX_BARRIER_HOLD, &index));
+    uint32_t n = parties();
+    if (index == n - 1) {
+      try {
+        std::forward<Action>(action)();
+      } catch (...) {
+        (void)mpx_barrier_abort(h_.get());
+        throw;
+      }
+      detail::check(mpx_barrier_release(h_.get()), "mpx::Barrier::wait");
+    }
+    return index;
+  }
+
+  /** std::barrier's name for wait(). */
+  void arrive_and_wait() { (void)wait(); }
+
+  /** Break the barrier: current and future waiters fail until reset(). */
+  void abort() { detail::check(mpx_barrier_abort(h_.get()), "mpx::Barrier::abort"); }
+  /** Back to the initial state; current waiters fail with broken_barrier_error. */
+  void reset() { detail::check(mpx_barrier_reset(h_.get()), "mpx::Barrier::reset"); }
+
+  uint32_t parties() const { return get_u32(&mpx_barrier_parties, "mpx::Barrier::parties"); }
+  uint32_t n_waiting() const { return get_u32(&mpx_barrier_n_waiting, "mpx::Barrier::n_waiting"); }
+  bool broken() const {
+    int v = 0;
+    detail::check(mpx_barrier_broken(h_.get(), &v), "mpx::Barrier::broken");
+    return v != 0;
+  }
+
+  std::string token() const { return detail::get_string(&mpx_barrier_token, h_.get(), "mpx::Barrier::token"); }
+  mpx_barrier *native_handle() const noexcept { return h_.get(); }
+  explicit operator bool() const noexcept { return h_.get() != nullptr; }
+
+ private:
+  using handle_type = detail::handle<mpx_barrier, &mpx_barrier_destroy>;
+
+  static void check_wait(int rc) {
+    if (rc == MPX_EBROKEN || rc == MPX_ETIMEDOUT)
+      throw broken_barrier_error(rc, "mpx::Barrier::wait", mpx_last_error_message());
+    detail::check(rc, "mpx::Barrier::wait");
+  }
+  uint32_t get_u32(int (*fn)(mpx_barrier *, uint32_t *), const char *where) const {
+    uint32_t v = 0;
+    detail::check(fn(h_.get(), &v), where);
+    return v;
+  }
+
+  handle_type h_;
+};
+
+// ==== Value, Array =========================================================================
+
+namespace detail {
+template <class T>
+struct typecode_of;
+template <> struct typecode_of<char> : std::integral_constant<char, 'c'> {};
+template <> struct typecode_of<signed char> : std::integral_constant<char, 'b'> {};
+template <> struct typecode_of<unsigned char> : std::integral_constant<char, 'B'> {};
+template <> struct typecode_of<short> : std::integral_constant<char, 'h'> {};
+template <> struct typecode_of<unsigned short> : std::integral_constant<char, 'H'> {};
+template <> struct typecode_of<int> : std::integral_constant<char, 'i'> {};
+template <> struct typecode_of<unsigned int> : std::integral_constant<char, 'I'> {};
+template <> struct typecode_of<long> : std::integral_constant<char, 'l'> {};
+template <> struct typecode_of<unsigned long> : std::integral_constant<char, 'L'> {};
+template <> struct typecode_of<long long> : std::integral_constant<char, 'q'> {};
+template <> struct typecode_of<unsigned long long> : std::integral_constant<char, 'Q'> {};
+template <> struct typecode_of<float> : std::integral_constant<char, 'f'> {};
+template <> struct typecode_of<double> : std::integral_constant<char, 'd'> {};
+}  // namespace detail
+
+/** A type Value/Array can hold: one of the C types behind Python's typecodes. */
+template <class T>
+concept element = requires { detail::typecode_of<T>::value; };
+
+/** The Python typecode of T: int -> 'i', double -> 'd', int8_t -> 'b', ... */
+template <element T>
+inline constexpr char typecode_v = detail::typecode_of<T>::value;
+
+/** Which lock a Value/Array carries (MPX_ARRAY_LOCK_*). */
+enum class lock_kind : uint32_t {
+  rlock = MPX_ARRAY_LOCK_RLOCK, /**< default, as Python */
+  lock = MPX_ARRAY_LOCK_LOCK,
+  none = MPX_ARRAY_LOCK_NONE, /**< RawValue / RawArray */
+};
+
+namespace detail {
+
+/** The handle, mapping and lock shared by Value<T> and Array<T>. */
+template <element T>
+class typed_array {
+ public:
+  typed_array(typed_array &&) noexcept = default;
+  typed_array &operator=(typed_array &&) noexcept = default;
+
+  /** True unless raw (lock_kind::none). */
+  bool has_lock() const noexcept { return lock_.has_value(); }
+  /** The lock it carries; mpx::error MPX_ENOENT for a raw one. Take it around compound updates. */
+  BasicLock &get_lock() {
+    if (!lock_) throw error(MPX_ENOENT, "mpx::Array::get_lock", "a raw value or array has no lock");
+    return *lock_;
+  }
+  /** Lockable through its lock, so `std::lock_guard g(value);` works. */
+  void lock() { get_lock().lock(); }
+  bool try_lock() { return get_lock().try_lock(); }
+  void unlock() { get_lock().unlock(); }
+
+  std::string token() const { return get_string(&mpx_array_token, h_.get(), "mpx::Array::token"); }
+  mpx_array *native_handle() const noexcept { return h_.get(); }
+  explicit operator bool() const noexcept { return h_.get() != nullptr; }
+
+ protected:
+  typed_array(mpx_array *h, const char *where) : h_(h) {
+    char tc = 0;
+    size_t item = 0, n = 0;
+    void *addr = nullptr;
+    check(mpx_array_typecode(h, &tc), where);
+    check(mpx_array_item_size(h, &item), where);
+    check(mpx_array_length(h, &n), where);
+    check(mpx_array_address(h, &addr), where);
+    if (tc != typecode_v<T> || item != sizeof(T))
+      throw error(MPX_EINVAL, where,
+                  std::string("typecode '") + tc + "' (" + std::to_string(item) + " bytes) does not match '" +
+                      typecode_v<T> + "' (" + std::to_string(sizeof(T)) + " bytes)");
+    data_ = static_cast<T *>(addr);
+    size_ = n;
+    mpx_lock *l = nullptr;
+    int rc = mpx_array_lock(h, &l);
+    if (rc == MPX_OK)
+      lock_.emplace(adopt_t{}, l);
+    else if (rc != MPX_ENOENT)
+      throw_error(rc, where);
+  }
+
+  static mpx_array *create_handle(size_t n, lock_kind kind, const char *where) {
+    mpx_array_options o;
+    check(mpx_array_options_init(&o, sizeof o), where);
+    o.lock = static_cast<uint32_t>(kind);
+    mpx_array *a = nullptr;
+    check(mpx_array_create(&a, typecode_v<T>, n, &o), where);
+    return a;
+  }
+  static mpx_array *attach_handle(std::string_view token, const char *where) {
+    std::string t(token);
+    mpx_array *a = nullptr;
+    check(mpx_array_attach(&a, t.c_str()), where);
+    return a;
+  }
+
+  handle<mpx_array, &mpx_array_destroy> h_;
+  T *data_ = nullptr;
+  size_t size_ = 0;
+  std::optional<BasicLock> lock_;
+};
+
+}  // namespace detail
+
+/**
+ * Python's Value: one T in shared memory with a lock (an RLock unless told otherwise).
+ * get()/set() are single atomic loads/stores (relaxed); take get_lock() around read-modify-write:
+ * `{ std::lock_guard g(v); v = v + 1; }`.
+ */
+template <element T>
+class Value : public detail::typed_array<T> {
+  using base = detail::typed_array<T>;
+
+ public:
+  using value_type = T;
+
+  explicit Value(T initial = T{}, lock_kind kind = lock_kind::rlock)
+      : base(base::create_handle(1, kind, "mpx::Value"), "mpx::Value") {
+    set(initial);
+  }
+  /** Take ownership of a C handle (of the matching typecode and length 1). */
+  Value(adopt_t, mpx_array *h) : base(h, "mpx::Value") {
+    if (this->size_ != 1) throw error(MPX_EINVAL, "mpx::Value", "the array's length is not 1");
+  }
+  static Value attach(std::string_view token) { return Value(adopt_t{}, base::attach_handle(token, "mpx::Value::attach")); }
+
+  T get() const noexcept {
+    if constexpr (std::atomic_ref<T>::is_always_lock_free) {
+      return std::atomic_ref<T>(*this->data_).load(std::memory_order_relaxed);
+    } else {
+      return *this->data_;
+    }
+  }
+  void set(T v) noexcept {
+    if constexpr (std::atomic_ref<T>::is_always_lock_free) {
+      std::atomic_ref<T>(*this->data_).store(v, std::memory_order_relaxed);
+    } else {
+      *this->data_ = v;
+    }
+  }
+  operator T() const noexcept { return get(); }  // NOLINT: reads like Python's v.value
+  Value &operator=(T v) noexcept {
+    set(v);
+    return *this;
+  }
+  /** The address in this process (valid while this handle lives). */
+  T *data() const noexcept { return this->data_; }
+};
+
+/** Python's RawValue: a Value without a lock. */
+template <element T>
+class RawValue : public Value<T> {
+ public:
+  explicit RawValue(T initial = T{}) : Value<T>(initial, lock_kind::none) {}
+  using Value<T>::operator=;
+};
+
+/**
+ * Python's Array: `size()` Ts in shared memory with a lock (an RLock unless told otherwise).
+ * operator[] and iterators address the shared memory directly; read()/write() copy in bulk.
+ * Nothing here takes the lock: hold get_lock() (or the array itself) around compound updates.
+ */
+template <element T>
+class Array : public detail::typed_array<T> {
+  using base = detail::typed_array<T>;
+
+ public:
+  using value_type = T;
+  using size_type = size_t;
+  using reference = T &;
+  using const_reference = const T &;
+  using iterator = T *;
+  using const_iterator = const T *;
+
+  /** `length` (>= 1) zero-filled elements. */
+  explicit Array(size_t length, lock_kind kind = lock_kind::rlock)
+      : base(base::create_handle(length, kind, "mpx::Array"), "mpx::Array") {}
+  /** A copy of `init` (not empty). */
+  Array(std::initializer_list<T> init, lock_kind kind = lock_kind::rlock)
+      : Array(std::span<const T>(init.begin(), init.size()), kind) {}
+  explicit Array(std::span<const T> init, lock_kind kind = lock_kind::rlock)
+      : base(base::create_handle(init.size(), kind, "mpx::Array"), "mpx::Array") {
+    write(0, init);
+  }
+  /** Take ownership of a C handle (of the matching typecode). */
+  Array(adopt_t, mpx_array *h) : base(h, "mpx::Array") {}
+  static Array attach(std::string_view token) { return Array(adopt_t{}, base::attach_handle(token, "mpx::Array::attach")); }
+
+  size_t size() const noexcept { return this->size_; }
+  bool empty() const noexcept { return this->size_ == 0; }
+  T *data() noexcept { return this->data_; }
+  const T *data() const noexcept { return this->data_; }
+  T &operator[](size_t i) noexcept { return this->data_[i]; }
+  const T &operator[](size_t i) const noexcept { return this->data_[i]; }
+  /** Checked access: mpx::error MPX_ERANGE past the end. */
+  T &at(size_t i) {
+    if (i >= this->size_) throw error(MPX_ERANGE, "mpx::Array::at", "index " + std::to_string(i) + " >= " + std::to_string(this->size_));
+    return this->data_[i];
+  }
+  const T &at(size_t i) const { return const_cast<Array *>(this)->at(i); }
+  T *begin() noexcept { return this->data_; }
+  T *end() noexcept { return this->data_ + this->size_; }
+  const T *begin() const noexcept { return this->data_; }
+  const T *end() const noexcept { return this->data_ + this->size_; }
+  std::span<T> span() noexcept { return {this->data_, this->size_}; }
+  std::span<const T> span() const noexcept { return {this->data_, this->size_}; }
+
+  /** Copy out.size() elements starting at `start` (mpx::error MPX_ERANGE past the end). */
+  void read(size_t start, std::span<T> out) const {
+    detail::check(mpx_array_read(this->h_.get(), start, out.size(), out.data(), out.size_bytes()), "mpx::Array::read");
+  }
+  /** Copy in.size() elements into the array starting at `start`. */
+  void write(size_t start, std::span<const T> in) {
+    detail::check(mpx_array_write(this->h_.get(), start, in.size(), in.data(), in.size_bytes()), "mpx::Array::write");
+  }
+  std::vector<T> to_vector() const { return std::vector<T>(begin(), end()); }
+};
+
+/** Python's RawArray: an Array without a lock. */
+template <element T>
+class RawArray : public Array<T> {
+ public:
+  explicit RawArray(size_t length) : Array<T>(length, lock_kind::none) {}
+  RawArray(std::initializer_list<T> init) : Array<T>(init, lock_kind::none) {}
+  explicit RawArray(std::span<const T> init) : Array<T>(init, lock_kind::none) {}
+};
+
+}  // namespace mpx
+
+#endif /* MPX_MPX_HPP */
