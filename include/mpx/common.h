@@ -40,7 +40,7 @@ extern "C" {
 #define MPX_ABI_VERSION 0
 
 /** Block forever (any negative timeout does). A timeout of 0 tries once. */
-#define MPX_INFINITE ((int64_t)-1)
+#define MPX_INFINITE (-INT64_C(1))
 
 /** Largest token string mpx produces, including the terminating NUL. */
 #define MPX_TOKEN_MAX 256

@@ -109,6 +109,10 @@ Status bad_handle(const void *h, HandleType want) noexcept {
               names[t]);
 }
 
+Status null_handle() noexcept { return fail(MPX_EINVAL, "handle is NULL"); }
+Status no_thread_record() noexcept { return fail(MPX_ENOMEM, "cannot register the calling thread"); }
+Status too_deep() noexcept { return fail(MPX_EDEADLK, "too many nested mpx calls on one thread"); }
+
 Status forked_handle(const void *h) noexcept {
   return fail(MPX_EFORKED, "handle {} belongs to the parent process and cannot be used after fork", h);
 }

@@ -65,8 +65,12 @@ struct ThreadRecord {
 
 extern thread_local ThreadRecord *t_record __attribute__((tls_model("initial-exec")));
 ThreadRecord *register_thread() noexcept;
-Status bad_handle(const void *h, HandleType want) noexcept;
-Status forked_handle(const void *h) noexcept;
+// Out-of-line, cold failure paths of Pinned::pin.
+[[gnu::cold]] Status bad_handle(const void *h, HandleType want) noexcept;
+[[gnu::cold]] Status forked_handle(const void *h) noexcept;
+[[gnu::cold]] Status null_handle() noexcept;
+[[gnu::cold]] Status no_thread_record() noexcept;
+[[gnu::cold]] Status too_deep() noexcept;
 
 inline void light_fence() noexcept {
   if (g_asymmetric_fence)
@@ -95,10 +99,10 @@ class Pinned {
   T *get() const { return obj_; }
 
   // Pin the object behind `h`, which must be of type `type`.
-  Status pin(const void *h, HandleType type) noexcept {
+  __attribute__((always_inline)) Status pin(const void *h, HandleType type) noexcept {
     using namespace detail;
     const auto v = reinterpret_cast<uintptr_t>(h);
-    if (v == 0) return fail(MPX_EINVAL, "handle is NULL");
+    if (v == 0) [[unlikely]] return null_handle();
     const uint32_t index = uint32_t(v & 0xffffffu) - 1;
     const uint32_t gen = uint32_t(uint64_t(v) >> 32);
     if (uint8_t(v >> 24) != uint8_t(type) || index >= kMaxSlots) return bad_handle(h, type);
@@ -108,9 +112,9 @@ class Pinned {
     const uint64_t live = (uint64_t(gen) << 1) | 1;
     if (slot.state.load(std::memory_order_acquire) != live) return bad_handle(h, type);
     ThreadRecord *r = t_record ? t_record : register_thread();
-    if (!r) return fail(MPX_ENOMEM, "cannot register thread");
+    if (!r) [[unlikely]] return no_thread_record();
     const unsigned d = r->depth;
-    if (d >= kMaxPins) return fail(MPX_EDEADLK, "too many nested mpx calls on one thread");
+    if (d >= kMaxPins) [[unlikely]] return too_deep();
     r->pins[d].store(v, std::memory_order_relaxed);
     r->depth = d + 1;
     light_fence();

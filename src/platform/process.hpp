@@ -2,16 +2,33 @@
 // refreshed after fork, and whether a process or thread is still alive.
 #pragma once
 
+#include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace mpx::platform {
 
-uint32_t current_pid() noexcept;  // cached; updated in the child after fork()
-uint32_t current_tid() noexcept;  // cached per thread; updated after fork()
+namespace detail {
+extern std::atomic<uint32_t> g_pid;
+extern thread_local uint32_t t_tid __attribute__((tls_model("initial-exec")));
+uint32_t fetch_pid() noexcept;
+uint32_t fetch_tid() noexcept;
+}  // namespace detail
+
+// Cached; refreshed in the child after fork() (the lock fast path reads these).
+inline uint32_t current_pid() noexcept {
+  const uint32_t pid = detail::g_pid.load(std::memory_order_relaxed);
+  return pid ? pid : detail::fetch_pid();
+}
+inline uint32_t current_tid() noexcept {
+  const uint32_t tid = detail::t_tid;
+  return tid ? tid : detail::fetch_tid();
+}
 
 // False only when the process is gone or a zombie (it can no longer release anything).
 bool process_alive(uint32_t pid) noexcept;
-bool thread_alive(uint32_t pid, uint32_t tid) noexcept;
+// Any thread by its system-wide id: gone, or a zombie group leader, is not alive.
+bool thread_alive(uint32_t tid) noexcept;
 
 // Fill buf with n bytes from the kernel's random source.
 bool random_bytes(void *buf, std::size_t n) noexcept;

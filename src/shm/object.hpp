@@ -56,7 +56,7 @@ class Placement {
   std::string token() const { return seg_->token(offset_); }
 
   // The shared header still matches what was validated at attach.
-  bool header_ok() const noexcept {
+  __attribute__((always_inline)) bool header_ok() const noexcept {
     uint64_t a = __atomic_load_n(reinterpret_cast<const uint64_t *>(hdr_), __ATOMIC_RELAXED);
     uint64_t b = __atomic_load_n(reinterpret_cast<const uint64_t *>(hdr_) + 1, __ATOMIC_RELAXED);
     uint64_t ea, eb;
@@ -64,7 +64,7 @@ class Placement {
     std::memcpy(&eb, reinterpret_cast<const uint8_t *>(&expected_) + 8, 8);
     return a == ea && b == eb;
   }
-  Status corrupt() const noexcept;  // the MPX_ECORRUPT failure, with detail
+  [[gnu::cold]] Status corrupt() const noexcept;  // the MPX_ECORRUPT failure, with detail
 
  private:
   static Status validate(std::shared_ptr<Segment> seg, uint64_t offset, ObjType type, size_t min_body,

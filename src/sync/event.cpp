@@ -3,6 +3,10 @@
 
 namespace mpx {
 
+namespace {
+constexpr int kSpinRounds = 200;
+}
+
 Status EventObject::create(EventObject *out) {
   Placement p;
   if (Status s = Placement::allocate(ObjType::event, sizeof(EventBody), &p); s != MPX_OK) return s;
@@ -44,8 +48,12 @@ Status EventObject::is_set(int *out) noexcept {
 
 Status EventObject::wait(int64_t timeout_ms) noexcept {
   if (Status s = check(); s != MPX_OK) return s;
-  if (b_->flag.load(std::memory_order_acquire) == 1) return MPX_OK;
-  if (timeout_ms == 0) return fail(MPX_ETIMEDOUT, "event is not set");
+  // A wake-up costs ~20 us on these machines, a spin round well under 0.1 us: spin briefly.
+  for (int i = 0; i < kSpinRounds; ++i) {
+    if (b_->flag.load(std::memory_order_acquire) == 1) return MPX_OK;
+    if (timeout_ms == 0) return fail(MPX_ETIMEDOUT, "event is not set");
+    platform::cpu_relax();
+  }
   const platform::Deadline deadline = platform::deadline_after_ms(timeout_ms);
   b_->sleepers.fetch_add(1, std::memory_order_seq_cst);
   Status result;

@@ -4,7 +4,7 @@ namespace mpx {
 
 namespace {
 // Spin this many rounds before sleeping: a wake-up costs ~20 us here, a spin round ~0.05 us.
-constexpr int kSpinRounds = 200;
+constexpr int kSpinRounds = 5;
 // While asleep, look at the owner's liveness this often.
 constexpr int64_t kLivenessCheckNs = 100 * 1000000LL;
 }  // namespace
@@ -27,6 +27,14 @@ Status SharedLock::open(Placement place, SharedLock *out) {
   return MPX_OK;
 }
 
+Status SharedLock::not_owner() noexcept {
+  return fail(MPX_EPERM, "cannot release un-acquired lock (the calling thread does not own this RLock)");
+}
+
+Status SharedLock::not_held() noexcept {
+  return fail(MPX_EPERM, "semaphore or lock released too many times (the lock is not held)");
+}
+
 Status SharedLock::recurse() noexcept {
   const uint32_t c = b_->count.load(std::memory_order_relaxed);
   if (c == UINT32_MAX) return fail(MPX_EOVERFLOW, "RLock recursion depth overflow");
@@ -44,7 +52,7 @@ Status SharedLock::unusable() noexcept {
 Status SharedLock::try_take_over(uint32_t seen, uint32_t me, bool *taken) noexcept {
   *taken = false;
   const uint32_t owner = seen & ~kWaiters;
-  if (owner == 0 || platform::process_alive(owner)) return MPX_OK;  // a tid works for kill() and /proc too
+  if (owner == 0 || platform::thread_alive(owner)) return MPX_OK;
   uint32_t expected = seen;
   if (!b_->word.compare_exchange_strong(expected, me | kWaiters, std::memory_order_acquire))
     return MPX_OK;  // someone else moved first; look again
@@ -52,13 +60,15 @@ Status SharedLock::try_take_over(uint32_t seen, uint32_t me, bool *taken) noexce
   if (b_->state.load(std::memory_order_relaxed) == kNotRecoverable) return unusable();
   b_->state.store(kInconsistent, std::memory_order_relaxed);
   acquired(MPX_OK);
-  return fail(MPX_EOWNERDEAD, "acquired; the previous owner ({} {}) died holding the lock",
-              recursive_ ? "thread" : "process", owner);
+  return fail(MPX_EOWNERDEAD, "acquired; the previous owner (thread {}) died holding the lock", owner);
 }
 
 Status SharedLock::acquire_slow(uint32_t me, int64_t timeout_ms) noexcept {
+  // Spin only while nobody sleeps: measured here, spinning against a queue of sleepers
+  // costs two processes' throughput more than it saves.
   for (int i = 0; i < kSpinRounds; ++i) {
     uint32_t w = b_->word.load(std::memory_order_relaxed);
+    if (w & kWaiters) break;
     if (w == 0) {
       if (b_->word.compare_exchange_weak(w, me, std::memory_order_acquire, std::memory_order_relaxed))
         return acquired(MPX_OK);
@@ -102,7 +112,7 @@ Status SharedLock::consistent() noexcept {
   if (b_->state.load(std::memory_order_relaxed) != kInconsistent)
     return fail(MPX_EINVAL, "lock is not in the owner-died state");
   const uint32_t w = b_->word.load(std::memory_order_relaxed) & ~kWaiters;
-  if (w != (recursive_ ? platform::current_tid() : platform::current_pid()))
+  if (w != platform::current_tid())
     return fail(MPX_EPERM, "only the owner that received MPX_EOWNERDEAD may mark the lock consistent");
   b_->state.store(kConsistent, std::memory_order_relaxed);
   return MPX_OK;
@@ -115,9 +125,7 @@ Status SharedLock::locked(int *out) noexcept {
 }
 
 bool SharedLock::owned_by_caller() const noexcept {
-  const uint32_t w = b_->word.load(std::memory_order_relaxed) & ~kWaiters;
-  if (recursive_) return w == platform::current_tid();
-  return w == platform::current_pid() && b_->other.load(std::memory_order_relaxed) == platform::current_tid();
+  return (b_->word.load(std::memory_order_relaxed) & ~kWaiters) == platform::current_tid();
 }
 
 uint32_t SharedLock::depth_of_caller() const noexcept {

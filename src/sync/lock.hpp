@@ -1,11 +1,13 @@
 // Lock and RLock in shared memory: a futex word holding the owner's id.
 //
-// Plain lock: word = owner pid (any thread of any process may release). Recursive lock:
-// word = owner tid, plus a depth. Bit 31 says someone may be sleeping. Acquire is one CAS
-// when free; release is one exchange, plus a wake only when bit 31 was set.
+// word = the owner's thread id (Linux tids are unique across processes). A plain lock may be
+// released by any thread of any process; a recursive one only by its owner, which also
+// keeps a depth. Bit 31 says someone may be sleeping. Acquire is one CAS when free; release
+// is one exchange, plus a wake only when bit 31 was set.
 //
-// Owner death: a waiter that has slept a while (or gives up) checks whether the owner is
-// still alive; if not, it takes the lock over and reports MPX_EOWNERDEAD with the state
+// Owner death: a waiter that has slept a while (or gives up) checks whether the owning
+// thread is still alive (a process killed with -9 takes all its threads with it); if not, it
+// takes the lock over and reports MPX_EOWNERDEAD with the state
 // "inconsistent" until mpx_lock_consistent; releasing while inconsistent makes it
 // unrecoverable, as with POSIX robust mutexes.
 #pragma once
@@ -23,7 +25,7 @@ namespace mpx {
 struct LockBody {
   std::atomic<uint32_t> word;   // 0 free; else owner id | kWaiters
   std::atomic<uint32_t> state;  // LockState
-  std::atomic<uint32_t> other;  // plain: owner tid (for is_owned); recursive: unused
+  std::atomic<uint32_t> other;  // reserved
   std::atomic<uint32_t> count;  // recursive depth
   uint32_t recursive;           // immutable after creation
   uint32_t reserved[3];
@@ -46,9 +48,9 @@ class SharedLock {
   const Placement &placement() const { return place_; }
   bool recursive() const { return recursive_; }
 
-  Status acquire(int64_t timeout_ms) noexcept {
-    if (!place_.header_ok()) return place_.corrupt();
-    const uint32_t me = recursive_ ? platform::current_tid() : platform::current_pid();
+  __attribute__((always_inline)) Status acquire(int64_t timeout_ms) noexcept {
+    if (!place_.header_ok()) [[unlikely]] return place_.corrupt();
+    const uint32_t me = platform::current_tid();
     if (recursive_ && (b_->word.load(std::memory_order_relaxed) & ~kWaiters) == me) return recurse();
     uint32_t expected = 0;
     if (b_->word.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
@@ -56,12 +58,12 @@ class SharedLock {
     return acquire_slow(me, timeout_ms);
   }
 
-  Status release() noexcept {
+  __attribute__((always_inline)) Status release() noexcept {
     if (!place_.header_ok()) return place_.corrupt();
     const uint32_t w = b_->word.load(std::memory_order_relaxed);
     if (recursive_) {
       if (w == 0 || (w & ~kWaiters) != platform::current_tid())
-        return fail(MPX_EPERM, "cannot release un-acquired lock (the calling thread does not own this RLock)");
+        return not_owner();
       const uint32_t c = b_->count.load(std::memory_order_relaxed);
       if (c > 1) {
         b_->count.store(c - 1, std::memory_order_relaxed);
@@ -69,13 +71,13 @@ class SharedLock {
       }
       b_->count.store(0, std::memory_order_relaxed);
     } else if (w == 0) {
-      return fail(MPX_EPERM, "semaphore or lock released too many times (the lock is not held)");
+      return not_held();
     }
     if (b_->state.load(std::memory_order_relaxed) == kInconsistent)
       b_->state.store(kNotRecoverable, std::memory_order_relaxed);
     const uint32_t old = b_->word.exchange(0, std::memory_order_release);
     if (old & kWaiters) platform::wake(&b_->word, 1);
-    if (old == 0) return fail(MPX_EPERM, "semaphore or lock released too many times (the lock is not held)");
+    if (old == 0) [[unlikely]] return not_held();
     return MPX_OK;
   }
 
@@ -90,12 +92,11 @@ class SharedLock {
 
  private:
   Status recurse() noexcept;
-  Status acquired(Status result) noexcept {
+  [[gnu::cold]] static Status not_owner() noexcept;
+  [[gnu::cold]] static Status not_held() noexcept;
+  __attribute__((always_inline)) Status acquired(Status result) noexcept {
     if (b_->state.load(std::memory_order_relaxed) == kNotRecoverable) return unusable();
-    if (recursive_)
-      b_->count.store(1, std::memory_order_relaxed);
-    else
-      b_->other.store(platform::current_tid(), std::memory_order_relaxed);
+    if (recursive_) b_->count.store(1, std::memory_order_relaxed);
     return result;
   }
   Status acquire_slow(uint32_t me, int64_t timeout_ms) noexcept;

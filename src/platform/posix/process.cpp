@@ -14,15 +14,29 @@
 
 namespace mpx::platform {
 
-namespace {
+namespace detail {
 std::atomic<uint32_t> g_pid{0};
-std::atomic<uint32_t> g_fork_epoch{0};  // bumped in every forked child: invalidates cached tids
-thread_local uint32_t t_tid = 0;
-thread_local uint32_t t_tid_epoch = 0;
+// initial-exec: a plain %fs-relative load, no __tls_get_addr on the lock fast path.
+thread_local uint32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
 
+uint32_t fetch_pid() noexcept {
+  const uint32_t pid = uint32_t(getpid());
+  g_pid.store(pid, std::memory_order_relaxed);
+  return pid;
+}
+
+uint32_t fetch_tid() noexcept { return t_tid = uint32_t(syscall(SYS_gettid)); }
+}  // namespace detail
+
+namespace {
+using detail::g_pid;
+using detail::t_tid;
+
+// Only the forking thread lives on in the child, and it runs this handler: refreshing its
+// own cached tid and the process's pid is enough.
 void after_fork_child() noexcept {
   g_pid.store(uint32_t(getpid()), std::memory_order_relaxed);
-  g_fork_epoch.fetch_add(1, std::memory_order_relaxed);
+  t_tid = uint32_t(syscall(SYS_gettid));
 }
 
 struct ForkHook {
@@ -45,24 +59,6 @@ bool stat_says_alive(const char *path) noexcept {
 }
 }  // namespace
 
-uint32_t current_pid() noexcept {
-  uint32_t pid = g_pid.load(std::memory_order_relaxed);
-  if (pid == 0) {
-    pid = uint32_t(getpid());
-    g_pid.store(pid, std::memory_order_relaxed);
-  }
-  return pid;
-}
-
-uint32_t current_tid() noexcept {
-  const uint32_t epoch = g_fork_epoch.load(std::memory_order_relaxed);
-  if (t_tid == 0 || t_tid_epoch != epoch) {
-    t_tid = uint32_t(syscall(SYS_gettid));
-    t_tid_epoch = epoch;
-  }
-  return t_tid;
-}
-
 bool process_alive(uint32_t pid) noexcept {
   if (pid == 0) return false;
   if (kill(pid_t(pid), 0) != 0 && errno == ESRCH) return false;
@@ -71,12 +67,9 @@ bool process_alive(uint32_t pid) noexcept {
   return stat_says_alive(path);
 }
 
-bool thread_alive(uint32_t pid, uint32_t tid) noexcept {
-  if (pid == 0 || tid == 0) return false;
-  if (syscall(SYS_tgkill, pid_t(pid), pid_t(tid), 0) != 0 && errno == ESRCH) return false;
-  char path[96];
-  std::snprintf(path, sizeof path, "/proc/%u/task/%u/stat", pid, tid);
-  return stat_says_alive(path);
+bool thread_alive(uint32_t tid) noexcept {
+  // kill() accepts any thread id and /proc/<tid> exists for every thread.
+  return process_alive(tid);
 }
 
 bool random_bytes(void *buf, std::size_t n) noexcept {
