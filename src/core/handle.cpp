@@ -1,5 +1,7 @@
 #include "core/handle.hpp"
 
+#include "platform/fork_mutex.hpp"
+
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sys/syscall.h>
@@ -20,7 +22,7 @@ namespace {
 
 std::atomic<ThreadRecord *> g_records{nullptr};
 
-pthread_mutex_t g_table_mu = PTHREAD_MUTEX_INITIALIZER;
+platform::ForkMutex g_table_mu(platform::ForkMutex::kHandleTable);
 uint32_t g_next_index = 0;
 std::vector<uint32_t> *g_free = nullptr;
 
@@ -56,7 +58,6 @@ struct RecordReleaser {
 };
 
 void after_fork_child() noexcept {
-  pthread_mutex_unlock(&g_table_mu);
   // Only the forking thread exists in the child: every other thread's pins are gone.
   for (ThreadRecord *r = g_records.load(); r; r = r->next) {
     if (r == t_record) continue;
@@ -71,8 +72,7 @@ void after_fork_child() noexcept {
 struct Init {
   Init() {
     g_asymmetric_fence = register_membarrier();
-    pthread_atfork([] { pthread_mutex_lock(&g_table_mu); }, [] { pthread_mutex_unlock(&g_table_mu); },
-                   after_fork_child);
+    platform::on_fork_child(after_fork_child);
   }
 } g_init;
 
@@ -122,7 +122,7 @@ Status forked_handle(const void *h) noexcept {
 using namespace detail;
 
 Status insert_handle(Object *obj, void **out) noexcept {
-  pthread_mutex_lock(&g_table_mu);
+  g_table_mu.lock();
   uint32_t index;
   if (g_free && !g_free->empty()) {
     index = g_free->back();
@@ -133,7 +133,7 @@ Status insert_handle(Object *obj, void **out) noexcept {
     if (!g_chunks[c].load(std::memory_order_relaxed)) {
       Slot *chunk = new (std::nothrow) Slot[kChunkSize];
       if (!chunk) {
-        pthread_mutex_unlock(&g_table_mu);
+        g_table_mu.unlock();
         delete obj;
         return fail(MPX_ENOMEM, "out of memory for the handle table");
       }
@@ -141,11 +141,11 @@ Status insert_handle(Object *obj, void **out) noexcept {
     }
     ++g_next_index;
   } else {
-    pthread_mutex_unlock(&g_table_mu);
+    g_table_mu.unlock();
     delete obj;
     return fail(MPX_EMFILE, "too many live mpx handles ({})", kMaxSlots);
   }
-  pthread_mutex_unlock(&g_table_mu);
+  g_table_mu.unlock();
 
   Slot &slot = g_chunks[index >> kChunkBits].load(std::memory_order_relaxed)[index & (kChunkSize - 1)];
   const uint64_t gen = slot.state.load(std::memory_order_relaxed) >> 1;
@@ -184,7 +184,7 @@ Status destroy_handle(const void *h, HandleType type) noexcept {
   slot.obj.store(nullptr, std::memory_order_relaxed);
   slot.state.store(((gen + 1) & 0xffffffffu) << 1, std::memory_order_release);
 
-  pthread_mutex_lock(&g_table_mu);
+  g_table_mu.lock();
   if (!g_free) g_free = new (std::nothrow) std::vector<uint32_t>();
   if (g_free) {
     try {
@@ -192,7 +192,7 @@ Status destroy_handle(const void *h, HandleType type) noexcept {
     } catch (...) {  // the slot is lost, nothing worse
     }
   }
-  pthread_mutex_unlock(&g_table_mu);
+  g_table_mu.unlock();
   return MPX_OK;
 }
 

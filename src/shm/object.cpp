@@ -1,7 +1,7 @@
 #include "shm/object.hpp"
 
-#include <pthread.h>
 
+#include "platform/fork_mutex.hpp"
 #include "platform/process.hpp"
 
 namespace mpx {
@@ -29,19 +29,12 @@ ObjectHeader make_header(ObjType type, uint32_t size) {
 // bytes. A forked child starts its own arena so that parent and child never hand out the
 // same offset.
 struct Arena {
-  pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+  platform::ForkMutex mu{platform::ForkMutex::kArena};
   std::shared_ptr<Segment> seg;
   size_t used = 0;
   uint32_t owner_pid = 0;
 };
 Arena g_arena;
-
-struct ArenaForkHook {
-  ArenaForkHook() {
-    pthread_atfork([] { pthread_mutex_lock(&g_arena.mu); }, [] { pthread_mutex_unlock(&g_arena.mu); },
-                   [] { pthread_mutex_unlock(&g_arena.mu); });
-  }
-} g_arena_fork_hook;
 
 }  // namespace
 
@@ -66,12 +59,12 @@ Status Placement::allocate(ObjType type, size_t body_bytes, Placement *out) {
     p.offset_ = 0;
   } else {
     const size_t rounded = (total + kObjectAlign - 1) & ~(kObjectAlign - 1);
-    pthread_mutex_lock(&g_arena.mu);
+    g_arena.mu.lock();
     const uint32_t me = platform::current_pid();
     if (!g_arena.seg || g_arena.owner_pid != me || g_arena.used + rounded > g_arena.seg->size()) {
       std::shared_ptr<Segment> fresh;
       if (Status s = Segment::create_anonymous(kArenaBytes, &fresh); s != MPX_OK) {
-        pthread_mutex_unlock(&g_arena.mu);
+        g_arena.mu.unlock();
         return s;
       }
       g_arena.seg = std::move(fresh);
@@ -81,7 +74,7 @@ Status Placement::allocate(ObjType type, size_t body_bytes, Placement *out) {
     p.seg_ = g_arena.seg;
     p.offset_ = g_arena.used;
     g_arena.used += rounded;
-    pthread_mutex_unlock(&g_arena.mu);
+    g_arena.mu.unlock();
   }
   p.hdr_ = reinterpret_cast<ObjectHeader *>(p.seg_->base() + p.offset_);
   p.expected_ = make_header(type, uint32_t(total));

@@ -1,7 +1,7 @@
 #include "shm/segment.hpp"
 
 #include <fcntl.h>
-#include <pthread.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,7 +13,9 @@
 #include <utility>
 
 #include "mpx/segment.h"
+#include "platform/fork_mutex.hpp"
 #include "platform/process.hpp"
+#include "shm/tracker.hpp"
 
 namespace mpx {
 
@@ -21,20 +23,12 @@ namespace {
 
 // One mapping per (device, inode) in this process.
 // Recursive: dropping the last reference to a Segment under the lock re-enters it.
-pthread_mutex_t g_cache_mu = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP;
+platform::ForkMutex g_cache_mu(platform::ForkMutex::kSegmentCache, true);
 std::map<std::pair<uint64_t, uint64_t>, std::weak_ptr<Segment>> *g_cache = nullptr;
 
-struct CacheLock {
-  CacheLock() { pthread_mutex_lock(&g_cache_mu); }
-  ~CacheLock() { pthread_mutex_unlock(&g_cache_mu); }
+struct CacheLock : platform::ForkMutexGuard {
+  CacheLock() : ForkMutexGuard(g_cache_mu) {}
 };
-
-struct CacheForkHook {
-  CacheForkHook() {
-    pthread_atfork([] { pthread_mutex_lock(&g_cache_mu); }, [] { pthread_mutex_unlock(&g_cache_mu); },
-                   [] { pthread_mutex_unlock(&g_cache_mu); });
-  }
-} g_cache_fork_hook;
 
 std::shared_ptr<Segment> cache_find(uint64_t dev, uint64_t ino) {
   if (!g_cache) return nullptr;
@@ -144,6 +138,8 @@ Status Segment::create_named(const std::string &name, size_t bytes, std::shared_
   }
   // The umask may have cleared bits of 0600 but never added any; make it exactly 0600.
   fchmod(fd, 0600);
+  // Every holder keeps a shared lock: the tracker removes the name only when none is left.
+  flock(fd, LOCK_SH);
   if (ftruncate(fd, off_t(bytes)) != 0) {
     Status s = fail_errno("ftruncate");
     close(fd);
@@ -151,8 +147,12 @@ Status Segment::create_named(const std::string &name, size_t bytes, std::shared_
     return s;
   }
   Status s = map_fd(fd, name, false, out);
-  if (s != MPX_OK) shm_unlink(shm_path(name).c_str());
-  return s;
+  if (s != MPX_OK) {
+    shm_unlink(shm_path(name).c_str());
+    return s;
+  }
+  tracker::track(name, (*out)->inode());
+  return MPX_OK;
 }
 
 Status Segment::create_random(size_t bytes, std::shared_ptr<Segment> *out) {
@@ -174,6 +174,7 @@ Status Segment::attach_named(const std::string &name, std::shared_ptr<Segment> *
     if (errno == EACCES) return fail(MPX_EACCES, "segment '{}': permission denied", name);
     return fail_errno("shm_open");
   }
+  flock(fd, LOCK_SH);
   return map_fd(fd, name, true, out);
 }
 
@@ -217,6 +218,7 @@ Status Segment::unlink_name(const std::string &name) {
     if (errno == ENOENT) return fail(MPX_ENOENT, "no segment named '{}'", name);
     return fail_errno("shm_unlink");
   }
+  tracker::untrack(name);
   return MPX_OK;
 }
 

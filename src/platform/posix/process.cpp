@@ -1,5 +1,7 @@
 #include "platform/process.hpp"
 
+#include "platform/fork_mutex.hpp"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -40,7 +42,7 @@ void after_fork_child() noexcept {
 }
 
 struct ForkHook {
-  ForkHook() { pthread_atfork(nullptr, nullptr, after_fork_child); }
+  ForkHook() { on_fork_child(after_fork_child); }
 } g_fork_hook;
 
 // A process or thread whose /proc stat says zombie or dead counts as gone.

@@ -1,0 +1,43 @@
+// A process-local mutex that survives fork(): every ForkMutex is held across fork() (so no
+// other thread is inside it when the address space is copied) and re-initialised in the
+// child. Mutexes are taken before fork in rank order; code that nests them must take
+// lower ranks first.
+#pragma once
+
+#include <pthread.h>
+
+namespace mpx::platform {
+
+class ForkMutex {
+ public:
+  enum Rank { kArena = 10, kSegmentCache = 20, kHandleTable = 30, kTracker = 40 };
+  ForkMutex(Rank rank, bool recursive = false) noexcept;
+  ForkMutex(const ForkMutex &) = delete;
+  ForkMutex &operator=(const ForkMutex &) = delete;
+
+  void lock() noexcept { pthread_mutex_lock(&mu_); }
+  void unlock() noexcept { pthread_mutex_unlock(&mu_); }
+
+ private:
+  friend struct ForkMutexRegistry;
+  void reinit() noexcept;
+  pthread_mutex_t mu_;
+  Rank rank_;
+  bool recursive_;
+};
+
+class ForkMutexGuard {
+ public:
+  explicit ForkMutexGuard(ForkMutex &m) noexcept : m_(m) { m_.lock(); }
+  ~ForkMutexGuard() { m_.unlock(); }
+  ForkMutexGuard(const ForkMutexGuard &) = delete;
+  ForkMutexGuard &operator=(const ForkMutexGuard &) = delete;
+
+ private:
+  ForkMutex &m_;
+};
+
+// Run `fn` in the child after fork, after every ForkMutex is usable again.
+void on_fork_child(void (*fn)()) noexcept;
+
+}  // namespace mpx::platform
