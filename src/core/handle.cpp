@@ -37,6 +37,9 @@ bool register_membarrier() noexcept {
 }
 
 void heavy_fence() noexcept {
+#if defined(__SANITIZE_THREAD__)
+  // Pins and the slot state use seq_cst accesses under TSan (see handle.hpp).
+#else
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (g_asymmetric_fence && syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0) {
     // Cannot happen once registered; if it ever does, readers must fence for themselves.
@@ -44,6 +47,7 @@ void heavy_fence() noexcept {
     syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0, 0);
   }
   std::atomic_thread_fence(std::memory_order_seq_cst);
+#endif
 }
 
 struct RecordReleaser {
@@ -165,7 +169,7 @@ Status destroy_handle(const void *h, HandleType type) noexcept {
   if (!chunk) return bad_handle(h, type);
   Slot &slot = chunk[index & (kChunkSize - 1)];
   uint64_t live = (gen << 1) | 1;
-  if (!slot.state.compare_exchange_strong(live, gen << 1, std::memory_order_acq_rel)) return bad_handle(h, type);
+  if (!slot.state.compare_exchange_strong(live, gen << 1, std::memory_order_seq_cst)) return bad_handle(h, type);
 
   Object *obj = slot.obj.load(std::memory_order_acquire);
   obj->closing_.store(true, std::memory_order_seq_cst);
@@ -174,7 +178,7 @@ Status destroy_handle(const void *h, HandleType type) noexcept {
     bool pinned = false;
     for (ThreadRecord *r = g_records.load(std::memory_order_acquire); r && !pinned; r = r->next)
       for (auto &p : r->pins)
-        if (p.load(std::memory_order_acquire) == v) pinned = true;
+        if (p.load(std::memory_order_seq_cst) == v) pinned = true;
     if (!pinned) break;
     obj->wake_waiters();
     timespec ts{0, 200000};

@@ -72,12 +72,20 @@ ThreadRecord *register_thread() noexcept;
 [[gnu::cold]] Status no_thread_record() noexcept;
 [[gnu::cold]] Status too_deep() noexcept;
 
+#if defined(__SANITIZE_THREAD__)
+// ThreadSanitizer models neither fences nor membarrier: use seq_cst accesses instead
+// (a store-load pair both sides of which are seq_cst is ordered by the C++ model).
+constexpr std::memory_order kPinOrder = std::memory_order_seq_cst;
+inline void light_fence() noexcept {}
+#else
+constexpr std::memory_order kPinOrder = std::memory_order_relaxed;
 inline void light_fence() noexcept {
   if (g_asymmetric_fence)
     std::atomic_signal_fence(std::memory_order_seq_cst);
   else
     std::atomic_thread_fence(std::memory_order_seq_cst);
 }
+#endif
 
 }  // namespace detail
 
@@ -115,10 +123,10 @@ class Pinned {
     if (!r) [[unlikely]] return no_thread_record();
     const unsigned d = r->depth;
     if (d >= kMaxPins) [[unlikely]] return too_deep();
-    r->pins[d].store(v, std::memory_order_relaxed);
+    r->pins[d].store(v, kPinOrder);
     r->depth = d + 1;
     light_fence();
-    if (slot.state.load(std::memory_order_acquire) != live) {
+    if (slot.state.load(kPinOrder == std::memory_order_relaxed ? std::memory_order_acquire : kPinOrder) != live) {
       r->pins[d].store(0, std::memory_order_relaxed);
       r->depth = d;
       return bad_handle(h, type);
