@@ -719,7 +719,7 @@ class Condition {
   /** With a new RLock, like Python's Condition(). */
   Condition() : Condition(adopt_t{}, create_handle(nullptr)) {}
   /** Over `lock` (a Lock or an RLock; the condition keeps its own reference to it). */
-  explicit Condition(BasicLock &lock) : Condition(adopt_t{}, create_handle(lock.native_handle())) {}
+  explicit Condition(const BasicLock &lock) : Condition(adopt_t{}, create_handle(lock.native_handle())) {}
   Condition(adopt_t, mpx_condition *h) : h_(h), lock_(adopt_t{}, fetch_lock(h)) {}
   static Condition attach(std::string_view token) {
     std::string t(token);
@@ -957,8 +957,20 @@ namespace detail {
 template <element T>
 class typed_array {
  public:
-  typed_array(typed_array &&) noexcept = default;
-  typed_array &operator=(typed_array &&) noexcept = default;
+  typed_array(typed_array &&o) noexcept
+      : h_(std::move(o.h_)),
+        data_(std::exchange(o.data_, nullptr)),
+        size_(std::exchange(o.size_, 0)),
+        lock_(std::exchange(o.lock_, std::nullopt)) {}
+  typed_array &operator=(typed_array &&o) noexcept {
+    if (this != &o) {
+      lock_ = std::exchange(o.lock_, std::nullopt);  // the lock handle first: it may live in h_'s segment
+      h_ = std::move(o.h_);
+      data_ = std::exchange(o.data_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
+  }
 
   /** True unless raw (lock_kind::none). */
   bool has_lock() const noexcept { return lock_.has_value(); }

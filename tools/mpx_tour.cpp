@@ -1,0 +1,364 @@
+// mpx_tour: the README's tour of mpx, in C++ over include/mpx/mpx.hpp and plain fork().
+//
+//   cmake --preset default && cmake --build --preset default -j2 && build/default/tools/mpx_tour
+//
+// Scenes: (1) ten processes buy five tickets through a Lock; (2) a child negates a shared
+// Array, then two children negate one half each; (3) Event ping-pong, a Barrier with an
+// action, a Semaphore limiting concurrency; (4) a process dies holding a Lock and the next
+// owner repairs what it guarded; (5) what a lock and a locked increment cost.
+// Every result is checked: the exit status is 0 only if all of them are right.
+
+#include "mpx/mpx.hpp"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+int g_failures = 0;
+
+void expect(bool ok, const char *what) {
+  if (!ok) {
+    ++g_failures;
+    std::printf("   FAIL: %s\n", what);
+  }
+}
+
+std::string fmt_time(clock_type::duration d) {
+  const double ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+  char buf[32];
+  if (ns < 1e3)
+    std::snprintf(buf, sizeof buf, "%.0f ns", ns);
+  else if (ns < 1e6)
+    std::snprintf(buf, sizeof buf, "%.1f us", ns / 1e3);
+  else if (ns < 1e9)
+    std::snprintf(buf, sizeof buf, "%.2f ms", ns / 1e6);
+  else
+    std::snprintf(buf, sizeof buf, "%.2f s", ns / 1e9);
+  return buf;
+}
+
+std::string since(clock_type::time_point t0) { return fmt_time(clock_type::now() - t0); }
+
+/** fork() and run body in the child; the child exits with body's result (99 if it threw). */
+template <class F>
+pid_t spawn(F &&body) {
+  std::fflush(stdout);  // or the child would print the parent's buffered lines again
+  std::fflush(stderr);
+  const pid_t pid = fork();
+  if (pid < 0) {
+    std::perror("fork");
+    std::exit(2);
+  }
+  if (pid == 0) {
+    int code = 99;
+    try {
+      code = body();
+    } catch (const std::exception &e) {
+      std::fprintf(stderr, "child %d: %s\n", static_cast<int>(getpid()), e.what());
+    }
+    std::fflush(stdout);
+    _exit(code);
+  }
+  return pid;
+}
+
+/** waitpid: the exit code, or minus the signal number (Python's exitcode convention). */
+int join(pid_t pid) {
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1000;
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return -1000;
+}
+
+std::string join_values(const mpx::Array<double> &a) {
+  std::string s;
+  for (double x : a) s += (s.empty() ? "" : " ") + std::to_string(static_cast<int>(x));
+  return s;
+}
+
+// ---- 1. the ticket counter -------------------------------------------------------------
+
+constexpr int kCustomers = 10;
+constexpr int kTickets = 5;
+constexpr int kBought = 10;
+constexpr int kRefused = 11;
+
+void ticket_counter() {
+  std::printf("1. ticket counter: %d processes buy %d tickets through a Lock\n", kCustomers, kTickets);
+  auto t0 = clock_type::now();
+  mpx::Value<int> tickets(kTickets, mpx::lock_kind::none);  // guarded by `lock`, not its own
+  mpx::Array<int> sold_to(kTickets, mpx::lock_kind::none);  // ticket -> customer number
+  mpx::Lock lock;
+  mpx::Event start;  // the doors open: everyone rushes at once
+  const auto setup = clock_type::now() - t0;
+
+  t0 = clock_type::now();
+  std::vector<pid_t> pids;
+  for (int customer = 1; customer <= kCustomers; ++customer) {
+    pids.push_back(spawn([&, customer] {
+      if (!start.wait(10s)) return 98;
+      std::lock_guard guard(lock);
+      const int left = tickets;
+      if (left > 0) {
+        const int ticket = kTickets - left + 1;
+        tickets = left - 1;
+        sold_to[static_cast<size_t>(ticket - 1)] = customer;
+        std::printf("   customer %2d (pid %d) bought ticket %d\n", customer, static_cast<int>(getpid()), ticket);
+        std::fflush(stdout);  // while still holding the lock, so the lines come out in order
+        return kBought;
+      }
+      std::printf("   customer %2d (pid %d) refused: sold out\n", customer, static_cast<int>(getpid()));
+      std::fflush(stdout);
+      return kRefused;
+    }));
+  }
+  const auto forked = clock_type::now() - t0;
+
+  t0 = clock_type::now();
+  start.set();
+  int sold = 0, refused = 0;
+  std::set<int> buyers;
+  for (int i = 0; i < kCustomers; ++i) {
+    const int code = join(pids[static_cast<size_t>(i)]);
+    if (code == kBought) {
+      ++sold;
+      buyers.insert(i + 1);
+    } else if (code == kRefused) {
+      ++refused;
+    } else {
+      std::printf("   customer %d exited with %d\n", i + 1, code);
+      expect(false, "every customer either buys or is refused");
+    }
+  }
+  const auto ran = clock_type::now() - t0;
+  std::set<int> recorded(sold_to.begin(), sold_to.end());
+
+  std::printf("   => %d sold, %d refused, %d left; setup %s, fork x%d %s, doors open to last exit %s\n", sold,
+              refused, tickets.get(), fmt_time(setup).c_str(), kCustomers, fmt_time(forked).c_str(),
+              fmt_time(ran).c_str());
+  expect(sold == kTickets && refused == kCustomers - kTickets, "5 sold and 5 refused");
+  expect(tickets.get() == 0, "no ticket left");
+  expect(recorded == buyers, "each ticket recorded once, for the customer who bought it");
+}
+
+// ---- 2. negating a shared array ------------------------------------------------------------
+
+void negate_array() {
+  std::printf("2. shared Value<double> and Array<double> across fork\n");
+  mpx::Value<double> num(0.0);
+  mpx::Array<double> arr{1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+  std::printf("   before: num = %g, arr = [%s]\n", num.get(), join_values(arr).c_str());
+
+  auto t0 = clock_type::now();
+  const pid_t pid = spawn([&] {  // Python's docs: num.value = 3.1415927; a[i] = -a[i]
+    num = 3.1415927;
+    std::lock_guard guard(arr);
+    for (double &x : arr) x = -x;
+    return 0;
+  });
+  expect(join(pid) == 0, "the child exits cleanly");
+  std::printf("   child:  num = %.7f, arr = [%s]  (fork+join %s)\n", num.get(), join_values(arr).c_str(),
+              since(t0).c_str());
+  bool ok = num.get() == 3.1415927;
+  for (size_t i = 0; i < arr.size(); ++i) ok = ok && arr[i] == -static_cast<double>(i + 1);
+  expect(ok, "the parent sees the child's writes");
+
+  t0 = clock_type::now();
+  const size_t half = arr.size() / 2;
+  const pid_t a = spawn([&] {
+    for (size_t i = 0; i < half; ++i) arr[i] = -arr[i];
+    return 0;
+  });
+  const pid_t b = spawn([&] {
+    for (size_t i = half; i < arr.size(); ++i) arr[i] = -arr[i];
+    return 0;
+  });
+  expect(join(a) == 0 && join(b) == 0, "both children exit cleanly");
+  std::printf("   2 kids: arr = [%s]  (one half each, %s)\n", join_values(arr).c_str(), since(t0).c_str());
+  ok = true;
+  for (size_t i = 0; i < arr.size(); ++i) ok = ok && arr[i] == static_cast<double>(i + 1);
+  expect(ok, "two children negating one half each restore the array");
+}
+
+// ---- 3. Event, Barrier, Semaphore ----------------------------------------------------------
+
+void event_barrier_semaphore() {
+  std::printf("3. Event, Barrier, Semaphore between processes\n");
+  {
+    constexpr int kRounds = 1000;
+    mpx::Event ping, pong;
+    const pid_t pid = spawn([&] {
+      for (int i = 0; i < kRounds; ++i) {
+        if (!ping.wait(10s)) return 1;
+        ping.clear();
+        pong.set();
+      }
+      return 0;
+    });
+    const auto t0 = clock_type::now();
+    bool ok = true;
+    for (int i = 0; i < kRounds && ok; ++i) {
+      ping.set();
+      ok = pong.wait(10s);
+      pong.clear();
+    }
+    const auto took = clock_type::now() - t0;
+    expect(ok && join(pid) == 0, "every ping is answered");
+    std::printf("   Event ping-pong: %d round trips, %s each\n", kRounds, fmt_time(took / kRounds).c_str());
+  }
+  {
+    mpx::Barrier barrier(3);
+    mpx::Array<int> seen(3, mpx::lock_kind::none);
+    mpx::Value<int> actions(0);
+    auto party = [&] {
+      const uint32_t index = barrier.wait([&] { actions = actions + 1; }, 10s);
+      seen[index] += 1;
+      return 0;
+    };
+    const auto t0 = clock_type::now();
+    const pid_t a = spawn(party), b = spawn(party);
+    party();
+    expect(join(a) == 0 && join(b) == 0, "every party passes the barrier");
+    std::printf("   Barrier(3), parent + 2 children: indexes 0,1,2 taken %d,%d,%d times, action ran %d time(s), %s\n",
+                seen[0], seen[1], seen[2], actions.get(), since(t0).c_str());
+    expect(seen[0] == 1 && seen[1] == 1 && seen[2] == 1, "each arrival index is given once");
+    expect(actions.get() == 1, "the action runs once");
+  }
+  {
+    constexpr int kWorkers = 4;
+    mpx::Semaphore slots(2);
+    mpx::Value<int> inside(0), most(0);
+    const auto t0 = clock_type::now();
+    std::vector<pid_t> pids;
+    for (int w = 0; w < kWorkers; ++w) {
+      pids.push_back(spawn([&] {
+        std::lock_guard slot(slots);
+        {
+          std::lock_guard g(inside);
+          inside = inside + 1;
+          most = std::max<int>(most, inside);
+        }
+        std::this_thread::sleep_for(5ms);  // the "work"
+        std::lock_guard g(inside);
+        inside = inside - 1;
+        return 0;
+      }));
+    }
+    bool ok = true;
+    for (pid_t p : pids) ok = join(p) == 0 && ok;
+    expect(ok, "every worker finishes");
+    std::printf("   Semaphore(2), %d workers of 5 ms: at most %d inside at once, %s in all\n", kWorkers, most.get(),
+                since(t0).c_str());
+    expect(most.get() >= 1 && most.get() <= 2, "never more than 2 workers inside");
+  }
+}
+
+// ---- 4. owner death ------------------------------------------------------------------------
+
+void owner_death() {
+  std::printf("4. a process dies holding a Lock\n");
+  mpx::Lock lock;
+  mpx::Array<int> accounts{100, 0};  // invariant, under `lock`: the sum is 100
+  const pid_t pid = spawn([&] {
+    lock.lock();
+    accounts[0] -= 50;        // first half of a transfer...
+    std::raise(SIGKILL);      // ...and the process is killed before the second half
+    return 0;
+  });
+  const int code = join(pid);
+  const auto t0 = clock_type::now();
+  const mpx::acquire_result r = lock.acquire(5s);
+  const bool dead = r == mpx::acquire_result::owner_dead;
+  if (dead) {
+    accounts[1] = 100 - accounts[0];  // repair: finish the transfer
+    lock.consistent();
+  }
+  if (r != mpx::acquire_result::timed_out) lock.unlock();
+  const bool usable = lock.try_lock_for(1s);
+  if (usable) lock.unlock();
+  std::printf("   child exit %d; parent's acquire: %s; repaired to [%d, %d], consistent, usable again: %s (%s)\n",
+              code, dead ? "owner_dead (held)" : "NOT owner_dead", accounts[0], accounts[1], usable ? "yes" : "no",
+              since(t0).c_str());
+  expect(code == -SIGKILL, "the child was killed");
+  expect(dead, "the next owner is told the previous one died");
+  expect(usable && accounts[0] + accounts[1] == 100, "the lock and the invariant are recovered");
+}
+
+// ---- 5. costs --------------------------------------------------------------------------------
+
+void costs() {
+  std::printf("5. costs\n");
+  {
+    constexpr int kN = 1'000'000;
+    mpx::Lock lock;
+    const auto t0 = clock_type::now();
+    for (int i = 0; i < kN; ++i) {
+      lock.lock();
+      lock.unlock();
+    }
+    std::printf("   Lock lock+unlock, uncontended: %s\n", fmt_time((clock_type::now() - t0) / kN).c_str());
+  }
+  {
+    constexpr int kN = 200'000;
+    mpx::Value<long> counter(0);  // with its own RLock, as Python's Value
+    const auto t0 = clock_type::now();
+    auto add = [&] {
+      for (int i = 0; i < kN; ++i) {
+        std::lock_guard g(counter);
+        counter = counter + 1;
+      }
+      return 0;
+    };
+    const pid_t a = spawn(add), b = spawn(add);
+    expect(join(a) == 0 && join(b) == 0, "both incrementers finish");
+    const auto took = clock_type::now() - t0;
+    const double rate = 2.0 * kN / std::chrono::duration<double>(took).count() / 1e6;
+    std::printf("   2 processes x %d locked increments of a Value<long>: %ld, %.1f M/s (%s)\n", kN, counter.get(), rate,
+                fmt_time(took).c_str());
+    expect(counter.get() == 2L * kN, "no increment lost");
+  }
+}
+
+}  // namespace
+
+int main() {
+  alarm(120);  // whatever happens, the tour never hangs a terminal or CI
+  const auto t0 = clock_type::now();
+  std::printf("mpx tour: libmpx %s, pid %d\n", std::string(mpx::version()).c_str(), static_cast<int>(getpid()));
+  try {
+    ticket_counter();
+    negate_array();
+    event_barrier_semaphore();
+    owner_death();
+    costs();
+  } catch (const std::exception &e) {
+    std::printf("   FAIL: %s\n", e.what());
+    ++g_failures;
+  }
+  if (g_failures) {
+    std::printf("mpx tour: %d check(s) FAILED (%s)\n", g_failures, since(t0).c_str());
+    return 1;
+  }
+  std::printf("mpx tour: every check passed (%s)\n", since(t0).c_str());
+  return 0;
+}
