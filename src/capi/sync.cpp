@@ -79,7 +79,7 @@ MPX_API int mpx_lock_is_owned(mpx_lock *lock, int *owned) {
   MPX_REQUIRE(owned, "owned is NULL");
   MPX_PIN(o, LockObject, lock, HandleType::lock);
   if (!o->lock.placement().header_ok()) return o->lock.placement().corrupt();
-  *owned = o->lock.owned_by_caller() ? 1 : 0;
+  *owned = o->lock.owned_by_caller_process() ? 1 : 0;
   return MPX_OK;
 }
 

@@ -1,15 +1,21 @@
-// Lock and RLock in shared memory: a futex word holding the owner's id.
+// Lock and RLock in shared memory: one 64-bit word that says everything.
 //
-// word = the owner's thread id (Linux tids are unique across processes). A plain lock may be
-// released by any thread of any process; a recursive one only by its owner, which also
-// keeps a depth. Bit 31 says someone may be sleeping. Acquire is one CAS when free; release
-// is one exchange, plus a wake only when bit 31 was set.
+//   bits  0..21  owner thread id (Linux tids are unique across processes; 0 = free)
+//   bit  22      inconsistent: the owner died; the new owner has not called consistent()
+//   bit  23      not recoverable: released while inconsistent; every acquire now fails
+//   bit  31      someone may be asleep (futex waiters, on the low 32 bits)
+//   bits 32..63  plain lock: the owner's process id
 //
-// Owner death: a waiter that has slept a while (or gives up) checks whether the owning
-// thread is still alive (a process killed with -9 takes all its threads with it); if not, it
-// takes the lock over and reports MPX_EOWNERDEAD with the state
-// "inconsistent" until mpx_lock_consistent; releasing while inconsistent makes it
-// unrecoverable, as with POSIX robust mutexes.
+// Acquire is one CAS when free; release is one CAS when the caller is the owner (the
+// common case), plus a wake only when bit 31 was set. Keeping the state in the word makes
+// owner-death recovery atomic, and touching the contended cache line once per operation
+// is what keeps two contending processes within reach of a bare futex.
+//
+// A plain lock may be released by any thread of any process; a recursive one only by its
+// owner, which also keeps a depth. Owner death: a waiter that has slept a while (or gives
+// up) checks the owner; an RLock's owner is its thread, a Lock's is its process (another of
+// its threads may still release it). A dead owner's lock is taken over and the acquirer gets
+// MPX_EOWNERDEAD, as with POSIX robust mutexes.
 #pragma once
 
 #include <atomic>
@@ -22,21 +28,22 @@
 
 namespace mpx {
 
-struct LockBody {
-  std::atomic<uint32_t> word;   // 0 free; else owner id | kWaiters
-  std::atomic<uint32_t> state;  // LockState
-  std::atomic<uint32_t> other;  // reserved
-  std::atomic<uint32_t> count;  // recursive depth
-  uint32_t recursive;           // immutable after creation
-  uint32_t reserved[3];
-};
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the futex word is the low half of LockBody::word");
 
-enum LockState : uint32_t { kConsistent = 0, kInconsistent = 1, kNotRecoverable = 2 };
+struct LockBody {
+  std::atomic<uint64_t> word;
+  std::atomic<uint32_t> count;  // recursive depth, touched by the owner only
+  uint32_t recursive;           // immutable after creation
+  uint32_t reserved[4];
+};
 
 class SharedLock {
  public:
-  static constexpr uint32_t kWaiters = 0x80000000u;
-  static constexpr uint32_t kIdLimit = 1u << 22;  // PID_MAX_LIMIT: ids above are corruption
+  static constexpr uint32_t kIdMask = (1u << 22) - 1;  // PID_MAX_LIMIT
+  static constexpr uint32_t kInconsistent = 1u << 22;
+  static constexpr uint32_t kNotRecoverable = 1u << 23;
+  static constexpr uint32_t kWaiters = 1u << 31;
+  static constexpr uint32_t kValidBits = kIdMask | kInconsistent | kNotRecoverable | kWaiters;
 
   SharedLock() = default;
   // Create a new lock object (published, attachable).
@@ -49,59 +56,63 @@ class SharedLock {
   bool recursive() const { return recursive_; }
 
   __attribute__((always_inline)) Status acquire(int64_t timeout_ms) noexcept {
-    if (!place_.header_ok()) [[unlikely]] return place_.corrupt();
-    const uint32_t me = platform::current_tid();
-    if (recursive_ && (b_->word.load(std::memory_order_relaxed) & ~kWaiters) == me) return recurse();
-    uint32_t expected = 0;
-    if (b_->word.compare_exchange_strong(expected, me, std::memory_order_acquire, std::memory_order_relaxed))
-      return acquired(MPX_OK);
-    return acquire_slow(me, timeout_ms);
+    const uint64_t mine = owner_value();
+    if (recursive_ && (low(b_->word.load(std::memory_order_relaxed)) & kIdMask) == uint32_t(mine)) return recurse();
+    uint64_t expected = 0;
+    if (b_->word.compare_exchange_strong(expected, mine, std::memory_order_acquire, std::memory_order_relaxed))
+        [[likely]] {
+      if (recursive_) b_->count.store(1, std::memory_order_relaxed);
+      // Checked after the CAS: the line is ours by then, so the check costs no extra transfer.
+      if (!place_.header_ok()) [[unlikely]] return place_.corrupt();
+      return MPX_OK;
+    }
+    return acquire_slow(mine, timeout_ms);
   }
 
   __attribute__((always_inline)) Status release() noexcept {
-    if (!place_.header_ok()) return place_.corrupt();
-    const uint32_t w = b_->word.load(std::memory_order_relaxed);
+    const uint64_t mine = owner_value();
     if (recursive_) {
-      if (w == 0 || (w & ~kWaiters) != platform::current_tid())
-        return not_owner();
+      if ((low(b_->word.load(std::memory_order_relaxed)) & kIdMask) != uint32_t(mine)) return release_slow();
       const uint32_t c = b_->count.load(std::memory_order_relaxed);
       if (c > 1) {
         b_->count.store(c - 1, std::memory_order_relaxed);
         return MPX_OK;
       }
       b_->count.store(0, std::memory_order_relaxed);
-    } else if (w == 0) {
-      return not_held();
     }
-    if (b_->state.load(std::memory_order_relaxed) == kInconsistent)
-      b_->state.store(kNotRecoverable, std::memory_order_relaxed);
-    const uint32_t old = b_->word.exchange(0, std::memory_order_release);
-    if (old & kWaiters) platform::wake(&b_->word, 1);
-    if (old == 0) [[unlikely]] return not_held();
-    return MPX_OK;
+    uint64_t expected = mine;
+    if (b_->word.compare_exchange_strong(expected, 0, std::memory_order_release, std::memory_order_relaxed))
+        [[likely]] {
+      if (!place_.header_ok()) [[unlikely]] return place_.corrupt();
+      return MPX_OK;
+    }
+    return release_slow();
   }
 
   Status consistent() noexcept;
   Status locked(int *out) noexcept;
-  bool owned_by_caller() const noexcept;
+  bool owned_by_caller() const noexcept;          // held by the calling thread
+  bool owned_by_caller_process() const noexcept;  // plain lock: held by this process
   uint32_t depth_of_caller() const noexcept;  // recursion depth if the caller owns it, else 0
   // Condition support: release completely / re-acquire to a saved depth.
   Status release_all(uint32_t *saved_depth) noexcept;
   Status reacquire(uint32_t saved_depth) noexcept;
-  void wake_all() noexcept { platform::wake(&b_->word, INT32_MAX); }
+  void wake_all() noexcept { platform::wake(futex(), INT32_MAX); }
 
  private:
-  Status recurse() noexcept;
-  [[gnu::cold]] static Status not_owner() noexcept;
-  [[gnu::cold]] static Status not_held() noexcept;
-  __attribute__((always_inline)) Status acquired(Status result) noexcept {
-    if (b_->state.load(std::memory_order_relaxed) == kNotRecoverable) return unusable();
-    if (recursive_) b_->count.store(1, std::memory_order_relaxed);
-    return result;
+  static uint32_t low(uint64_t w) { return uint32_t(w); }
+  uint64_t owner_value() const noexcept {
+    const uint64_t tid = platform::current_tid();
+    return recursive_ ? tid : (uint64_t(platform::current_pid()) << 32) | tid;
   }
-  Status acquire_slow(uint32_t me, int64_t timeout_ms) noexcept;
-  Status try_take_over(uint32_t seen, uint32_t me, bool *taken) noexcept;
-  Status unusable() noexcept;
+  std::atomic<uint32_t> *futex() const noexcept { return reinterpret_cast<std::atomic<uint32_t> *>(&b_->word); }
+  Status recurse() noexcept;
+  Status acquire_slow(uint64_t mine, int64_t timeout_ms) noexcept;
+  Status release_slow() noexcept;
+  Status try_take_over(uint64_t seen, uint64_t mine, bool *taken) noexcept;
+  bool valid(uint64_t w) const noexcept {
+    return (low(w) & ~kValidBits) == 0 && (recursive_ ? (w >> 32) == 0 : (w >> 32) <= kIdMask) && place_.header_ok();
+  }
   bool closing() const noexcept { return owner_ && owner_->closing(); }
 
   Placement place_;
