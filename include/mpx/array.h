@@ -31,6 +31,7 @@ typedef struct mpx_array_options {
   uint32_t lock; /**< MPX_ARRAY_LOCK_* */
 } mpx_array_options;
 
+/** Fill opts with defaults (with an RLock). struct_size is sizeof(mpx_array_options). */
 MPX_API int mpx_array_options_init(mpx_array_options *opts, size_t struct_size);
 
 /** Size in bytes of one element of `typecode`; MPX_EINVAL for an unknown typecode. */
@@ -41,10 +42,15 @@ MPX_API int mpx_typecode_size(char typecode, size_t *item_size);
  * A value: length 1.
  */
 MPX_API int mpx_array_create(mpx_array **out, char typecode, size_t length, const mpx_array_options *opts);
+/** Attach the array a token names. */
 MPX_API int mpx_array_attach(mpx_array **out, const char *token);
+/** Close this handle. The memory stays valid for other handles and processes. */
 MPX_API int mpx_array_destroy(mpx_array *arr);
+/** *length = the number of elements. */
 MPX_API int mpx_array_length(mpx_array *arr, size_t *length);
+/** *typecode = the Python typecode of the elements. */
 MPX_API int mpx_array_typecode(mpx_array *arr, char *typecode);
+/** *item_size = the size of one element in bytes. */
 MPX_API int mpx_array_item_size(mpx_array *arr, size_t *item_size);
 /** Address of element 0 in this process (valid while the handle lives). */
 MPX_API int mpx_array_address(mpx_array *arr, void **addr);
@@ -58,6 +64,7 @@ MPX_API int mpx_array_read(mpx_array *arr, size_t start, size_t count, void *buf
 MPX_API int mpx_array_write(mpx_array *arr, size_t start, size_t count, const void *buf, size_t buf_size);
 /** A new handle to the array's lock (destroy it when done); MPX_ENOENT for a raw array. */
 MPX_API int mpx_array_lock(mpx_array *arr, mpx_lock **lock);
+/** Token naming this array; *len in/out as for mpx_segment_name. */
 MPX_API int mpx_array_token(mpx_array *arr, char *buf, size_t *len);
 
 #ifdef __cplusplus

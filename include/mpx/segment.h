@@ -23,6 +23,13 @@ typedef struct mpx_segment mpx_segment;
 /** mpx_segment_options.flags: create a named segment with a fresh random name. */
 #define MPX_SEGMENT_RANDOM_NAME 0x1u
 
+/**
+ * mpx_segment_options.flags: do not track this named segment. By default, once the creating
+ * process has exited (or was killed) and no process holds the segment any more, the name is
+ * removed; an untracked segment stays until someone unlinks it (Python's track=False).
+ */
+#define MPX_SEGMENT_UNTRACKED 0x2u
+
 typedef struct mpx_segment_options {
   uint32_t size;    /**< sizeof(mpx_segment_options), set by mpx_segment_options_init */
   uint32_t flags;   /**< MPX_SEGMENT_* flags; 0 = anonymous unless name is set */

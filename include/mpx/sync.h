@@ -33,6 +33,7 @@ typedef struct mpx_lock_options {
   uint32_t flags; /**< 0: Lock (any process may release); MPX_LOCK_RECURSIVE: RLock */
 } mpx_lock_options;
 
+/** Fill opts with defaults (a plain Lock). struct_size is sizeof(mpx_lock_options). */
 MPX_API int mpx_lock_options_init(mpx_lock_options *opts, size_t struct_size);
 
 /** Create an unlocked lock; opts may be NULL (a plain Lock). */
@@ -90,32 +91,43 @@ typedef struct mpx_semaphore_options {
   uint32_t max_value; /**< bounded: the maximum; 0 = the initial value (Python's rule) */
 } mpx_semaphore_options;
 
+/** Fill opts with defaults (unbounded). struct_size is sizeof(mpx_semaphore_options). */
 MPX_API int mpx_semaphore_options_init(mpx_semaphore_options *opts, size_t struct_size);
 
 /** Create a semaphore holding `value` (<= MPX_SEMAPHORE_VALUE_MAX); opts may be NULL. */
 MPX_API int mpx_semaphore_create(mpx_semaphore **out, uint32_t value, const mpx_semaphore_options *opts);
+/** Attach the semaphore a token names. */
 MPX_API int mpx_semaphore_attach(mpx_semaphore **out, const char *token);
+/** Close this handle. Threads of this process blocked on it return MPX_ECLOSED. */
 MPX_API int mpx_semaphore_destroy(mpx_semaphore *sem);
 /** Decrement, waiting up to timeout_ms for the value to be positive. */
 MPX_API int mpx_semaphore_acquire(mpx_semaphore *sem, int64_t timeout_ms);
 /** Increment and wake one waiter. MPX_EOVERFLOW (value unchanged) past the bound or the maximum. */
 MPX_API int mpx_semaphore_release(mpx_semaphore *sem);
+/** *value = the current value (a snapshot). */
 MPX_API int mpx_semaphore_value(mpx_semaphore *sem, uint32_t *value);
 /** *max_value = the bound (MPX_SEMAPHORE_VALUE_MAX when unbounded). */
 MPX_API int mpx_semaphore_max_value(mpx_semaphore *sem, uint32_t *max_value);
+/** Token naming this semaphore; *len in/out as for mpx_segment_name. */
 MPX_API int mpx_semaphore_token(mpx_semaphore *sem, char *buf, size_t *len);
 
 /* ---- Event -------------------------------------------------------------------------- */
 
+/** Create an event, initially clear. */
 MPX_API int mpx_event_create(mpx_event **out);
+/** Attach the event a token names. */
 MPX_API int mpx_event_attach(mpx_event **out, const char *token);
+/** Close this handle. Threads of this process blocked on it return MPX_ECLOSED. */
 MPX_API int mpx_event_destroy(mpx_event *ev);
 /** Set the flag and wake every waiter. */
 MPX_API int mpx_event_set(mpx_event *ev);
+/** Clear the flag. */
 MPX_API int mpx_event_clear(mpx_event *ev);
+/** *is_set = 1 if the flag is set, else 0. */
 MPX_API int mpx_event_is_set(mpx_event *ev, int *is_set);
 /** Wait until set: 0 when set, MPX_ETIMEDOUT otherwise. */
 MPX_API int mpx_event_wait(mpx_event *ev, int64_t timeout_ms);
+/** Token naming this event; *len in/out as for mpx_segment_name. */
 MPX_API int mpx_event_token(mpx_event *ev, char *buf, size_t *len);
 
 /* ---- Condition ---------------------------------------------------------------------- */
@@ -125,12 +137,15 @@ MPX_API int mpx_event_token(mpx_event *ev, char *buf, size_t *len);
  * keeps its own reference). lock NULL creates a new RLock, like Python.
  */
 MPX_API int mpx_condition_create(mpx_condition **out, mpx_lock *lock);
+/** Attach the condition a token names (and, through it, its lock). */
 MPX_API int mpx_condition_attach(mpx_condition **out, const char *token);
+/** Close this handle. Threads of this process blocked in wait return MPX_ECLOSED. */
 MPX_API int mpx_condition_destroy(mpx_condition *cond);
 /** A new handle to the condition's lock (destroy it when done). */
 MPX_API int mpx_condition_lock(mpx_condition *cond, mpx_lock **lock);
 /** Acquire / release the underlying lock (same results as mpx_lock_acquire/release). */
 MPX_API int mpx_condition_acquire(mpx_condition *cond, int64_t timeout_ms);
+/** Release the underlying lock (same results as mpx_lock_release). */
 MPX_API int mpx_condition_release(mpx_condition *cond);
 /**
  * Release the lock (fully, for an RLock), wait for a notification, re-acquire. The caller
@@ -141,7 +156,9 @@ MPX_API int mpx_condition_release(mpx_condition *cond);
 MPX_API int mpx_condition_wait(mpx_condition *cond, int64_t timeout_ms);
 /** Wake min(n, waiting) waiters. The caller must hold the lock (MPX_EPERM otherwise). */
 MPX_API int mpx_condition_notify(mpx_condition *cond, uint32_t n);
+/** Wake every waiting thread. The caller must hold the lock (MPX_EPERM otherwise). */
 MPX_API int mpx_condition_notify_all(mpx_condition *cond);
+/** Token naming this condition; *len in/out as for mpx_segment_name. */
 MPX_API int mpx_condition_token(mpx_condition *cond, char *buf, size_t *len);
 
 /* ---- Barrier ------------------------------------------------------------------------ */
@@ -151,8 +168,11 @@ MPX_API int mpx_condition_token(mpx_condition *cond, char *buf, size_t *len);
  *  a binding run Python's `action` before anyone passes. */
 #define MPX_BARRIER_HOLD 0x1u
 
+/** Create a barrier for `parties` (1 .. 32767) threads or processes. */
 MPX_API int mpx_barrier_create(mpx_barrier **out, uint32_t parties);
+/** Attach the barrier a token names. */
 MPX_API int mpx_barrier_attach(mpx_barrier **out, const char *token);
+/** Close this handle. Threads of this process blocked in wait return MPX_ECLOSED. */
 MPX_API int mpx_barrier_destroy(mpx_barrier *bar);
 /**
  * Wait for all parties. *index (may be NULL) gets the arrival index, 0 .. parties-1, unique
@@ -161,6 +181,7 @@ MPX_API int mpx_barrier_destroy(mpx_barrier *bar);
  * MPX_EBROKEN until mpx_barrier_reset.
  */
 MPX_API int mpx_barrier_wait(mpx_barrier *bar, int64_t timeout_ms, uint32_t *index);
+/** mpx_barrier_wait with flags (MPX_BARRIER_HOLD). */
 MPX_API int mpx_barrier_wait_ex(mpx_barrier *bar, int64_t timeout_ms, uint32_t flags, uint32_t *index);
 /** Release the others after a MPX_BARRIER_HOLD wait returned the last index. */
 MPX_API int mpx_barrier_release(mpx_barrier *bar);
@@ -168,9 +189,13 @@ MPX_API int mpx_barrier_release(mpx_barrier *bar);
 MPX_API int mpx_barrier_abort(mpx_barrier *bar);
 /** Return to the initial state; current waiters get MPX_EBROKEN. */
 MPX_API int mpx_barrier_reset(mpx_barrier *bar);
+/** *parties = the number of parties. */
 MPX_API int mpx_barrier_parties(mpx_barrier *bar, uint32_t *parties);
+/** *n_waiting = the number of parties waiting now. */
 MPX_API int mpx_barrier_n_waiting(mpx_barrier *bar, uint32_t *n_waiting);
+/** *broken = 1 if the barrier is broken, else 0. */
 MPX_API int mpx_barrier_broken(mpx_barrier *bar, int *broken);
+/** Token naming this barrier; *len in/out as for mpx_segment_name. */
 MPX_API int mpx_barrier_token(mpx_barrier *bar, char *buf, size_t *len);
 
 #ifdef __cplusplus

@@ -27,17 +27,18 @@ MPX_API int mpx_segment_options_init(mpx_segment_options *opts, size_t struct_si
 MPX_API int mpx_segment_create(mpx_segment **out, size_t bytes, const mpx_segment_options *opts) {
   if (out) *out = nullptr;
   if (Status s = check_options(opts, "mpx_segment_options"); s != MPX_OK) return s;
-  if (opts && (opts->flags & ~uint32_t(MPX_SEGMENT_RANDOM_NAME)))
+  if (opts && (opts->flags & ~uint32_t(MPX_SEGMENT_RANDOM_NAME | MPX_SEGMENT_UNTRACKED)))
     return fail(MPX_EINVAL, "unknown segment flags {:#x}", opts->flags);
   if (opts && opts->name && (opts->flags & MPX_SEGMENT_RANDOM_NAME))
     return fail(MPX_EINVAL, "a name and MPX_SEGMENT_RANDOM_NAME are exclusive");
+  const bool tracked = !(opts && (opts->flags & MPX_SEGMENT_UNTRACKED));
   return create_handle<mpx_segment, SegmentObject>(out, [&](SegmentObject *o) -> Status {
     if (opts && opts->name) {
       std::string name;
       if (Status s = Segment::check_name(opts->name, &name); s != MPX_OK) return s;
-      return Segment::create_named(name, bytes, &o->seg);
+      return Segment::create_named(name, bytes, tracked, &o->seg);
     }
-    if (opts && (opts->flags & MPX_SEGMENT_RANDOM_NAME)) return Segment::create_random(bytes, &o->seg);
+    if (opts && (opts->flags & MPX_SEGMENT_RANDOM_NAME)) return Segment::create_random(bytes, tracked, &o->seg);
     return Segment::create_anonymous(bytes, &o->seg);
   });
 }

@@ -127,7 +127,7 @@ Status Segment::create_anonymous(size_t bytes, std::shared_ptr<Segment> *out) {
   return map_fd(fd, std::string(), false, out);
 }
 
-Status Segment::create_named(const std::string &name, size_t bytes, std::shared_ptr<Segment> *out) {
+Status Segment::create_named(const std::string &name, size_t bytes, bool tracked, std::shared_ptr<Segment> *out) {
   if (bytes == 0) return fail(MPX_EINVAL, "segment size is 0");
   if (bytes > size_t(INT64_MAX)) return fail(MPX_EINVAL, "segment size {} is too large", bytes);
   // O_EXCL: never adopt a name someone else created first, whatever its mode.
@@ -151,17 +151,17 @@ Status Segment::create_named(const std::string &name, size_t bytes, std::shared_
     shm_unlink(shm_path(name).c_str());
     return s;
   }
-  tracker::track(name, (*out)->inode());
+  if (tracked) tracker::track(name, (*out)->inode());
   return MPX_OK;
 }
 
-Status Segment::create_random(size_t bytes, std::shared_ptr<Segment> *out) {
+Status Segment::create_random(size_t bytes, bool tracked, std::shared_ptr<Segment> *out) {
   for (int attempt = 0; attempt < 16; ++attempt) {
     uint64_t r;
     if (!platform::random_bytes(&r, sizeof r)) return fail_errno("getrandom");
     char name[32];
     std::snprintf(name, sizeof name, "mpx_%016" PRIx64, r);
-    Status s = create_named(name, bytes, out);
+    Status s = create_named(name, bytes, tracked, out);
     if (s != MPX_EEXIST) return s;
   }
   return fail(MPX_EEXIST, "could not find a free random segment name");

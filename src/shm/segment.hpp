@@ -22,8 +22,9 @@ class Segment {
   // Anonymous (memfd), zero-filled, inherited by forked children.
   static Status create_anonymous(size_t bytes, std::shared_ptr<Segment> *out);
   // Named, created exclusively with mode 0600 (whatever the umask). name: validated form.
-  static Status create_named(const std::string &name, size_t bytes, std::shared_ptr<Segment> *out);
-  static Status create_random(size_t bytes, std::shared_ptr<Segment> *out);
+  // tracked: the tracker removes the name once this process is gone and nobody holds it.
+  static Status create_named(const std::string &name, size_t bytes, bool tracked, std::shared_ptr<Segment> *out);
+  static Status create_random(size_t bytes, bool tracked, std::shared_ptr<Segment> *out);
   // Attach by name: MPX_ENOENT when missing, MPX_EACCES when not ours or not 0600.
   static Status attach_named(const std::string &name, std::shared_ptr<Segment> *out);
   // Attach an anonymous segment of process `pid` by its descriptor number and inode: the
