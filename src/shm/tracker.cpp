@@ -7,16 +7,20 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
+#include <cstdio>
 #include <cstring>
 
 #include "mpx/segment.h"
 #include "platform/fork_mutex.hpp"
+#include "platform/process.hpp"
 
 namespace mpx::tracker {
 
@@ -34,18 +38,57 @@ constexpr int kMaxTracked = 4096;
 constexpr int kPollMs = 1000;
 
 platform::ForkMutex g_mu(platform::ForkMutex::kTracker);
-int g_sock = -1;  // our end of the socket pair to our daemon
+// Serialises daemon starts. Not a ForkMutex: it is held across our own fork().
+pthread_mutex_t g_start_mu_raw = PTHREAD_MUTEX_INITIALIZER;
+struct {
+  void lock() { pthread_mutex_lock(&g_start_mu_raw); }
+  void unlock() { pthread_mutex_unlock(&g_start_mu_raw); }
+} g_start_mu;
+// Our daemon listens on an abstract unix datagram address; we keep no descriptor open
+// between calls (a library should not hold hidden fds), and the daemon learns of our death
+// by watching our pid and start time.
+uint32_t g_daemon_for = 0;  // the pid that started the daemon we talk to (0: none)
+sockaddr_un g_addr;
+socklen_t g_addr_len = 0;
 
-// A forked child is not the creator of its parent's segments: it drops the inherited end
-// (so the parent's daemon sees EOF when the parent dies) and starts its own when needed.
+// A forked child is not the creator of its parent's segments: it starts its own daemon.
 struct ForkHook {
   ForkHook() {
     platform::on_fork_child([] {
-      if (g_sock >= 0) close(g_sock);
-      g_sock = -1;
+      g_daemon_for = 0;
+      // Another thread may have held it across this fork.
+      g_start_mu_raw = PTHREAD_MUTEX_INITIALIZER;
     });
   }
 } g_fork_hook;
+
+// Field 22 of /proc/<pid>/stat (start time in clock ticks), 0 when the process is gone.
+uint64_t start_time(uint32_t pid) {
+  char path[64] = "/proc/";
+  char digits[16];
+  int n = 0;
+  do digits[n++] = char('0' + pid % 10);
+  while ((pid /= 10) != 0);
+  size_t len = 6;
+  while (n) path[len++] = digits[--n];
+  std::memcpy(path + len, "/stat", 6);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[1024];
+  ssize_t r = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (r <= 0) return 0;
+  buf[r] = '\0';
+  const char *p = std::strrchr(buf, ')');
+  if (!p) return 0;
+  ++p;
+  if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X')) return 0;  // a zombie holds nothing
+  for (int field = 2; field < 22 && *p; ++p)
+    if (*p == ' ') ++field;
+  uint64_t t = 0;
+  while (*p >= '0' && *p <= '9') t = t * 10 + uint64_t(*p++ - '0');
+  return t;
+}
 
 // ---- the daemon: async-signal-safe calls only, fixed storage, no allocation -----------
 
@@ -132,13 +175,13 @@ void unmap_shared_mappings() {
   for (int i = 0; i < n; ++i) munmap(reinterpret_cast<void *>(starts[i]), ends[i] - starts[i]);
 }
 
-[[noreturn]] void daemon_main(int rfd) {
+[[noreturn]] void daemon_main(int rfd, uint32_t creator, uint64_t creator_start) {
   unmap_shared_mappings();
   bool creator_alive = true;
   for (;;) {
     pollfd p{rfd, POLLIN, 0};
-    int n = creator_alive ? poll(&p, 1, kPollMs) : (poll(nullptr, 0, kPollMs), 0);
-    if (creator_alive && n > 0) {
+    int n = poll(&p, 1, kPollMs);
+    if (n > 0) {
       Message m;
       ssize_t r = read(rfd, &m, sizeof m);
       if (r == ssize_t(sizeof m)) {
@@ -156,10 +199,10 @@ void unmap_shared_mappings() {
             if (std::strcmp(tmp.path, e.path) == 0) e.used = false;
           }
         }
-      } else if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN)) {
-        creator_alive = false;  // EOF: the creator exited or was killed
       }
+      continue;  // drain messages before looking at anything else
     }
+    if (creator_alive) creator_alive = start_time(creator) == creator_start;
     if (creator_alive) continue;
     bool left = false;
     for (auto &e : g_entries) {
@@ -173,16 +216,28 @@ void unmap_shared_mappings() {
   }
 }
 
-int start_daemon() {
-  // SEQPACKET: one message per record, EOF when the creator is gone, and MSG_NOSIGNAL
-  // so that a dead daemon never raises SIGPIPE in the application.
-  int fds[2];
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds) != 0) return -1;
+// Bind the daemon's socket here, before forking, so that messages sent right after can
+// never race its start.
+bool start_daemon() {
+  const uint32_t me = platform::current_pid();
+  const uint64_t my_start = start_time(me);
+  uint64_t nonce = 0;
+  if (my_start == 0 || !platform::random_bytes(&nonce, sizeof nonce)) return false;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  const int n = std::snprintf(addr.sun_path + 1, sizeof addr.sun_path - 1, "mpx-tracker.%u.%016llx", me,
+                              static_cast<unsigned long long>(nonce));
+  const socklen_t len = socklen_t(offsetof(sockaddr_un, sun_path) + 1 + size_t(n));
+  if (bind(fd, reinterpret_cast<sockaddr *>(&addr), len) != 0) {
+    close(fd);
+    return false;
+  }
   pid_t first = fork();
   if (first < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    return -1;
+    close(fd);
+    return false;
   }
   if (first == 0) {
     // Intermediate child: fork the daemon and exit, so the daemon is nobody's zombie.
@@ -194,9 +249,7 @@ int start_daemon() {
       sigset_t none;
       sigemptyset(&none);
       sigprocmask(SIG_SETMASK, &none, nullptr);
-      if (fds[0] != 3) {
-        dup2(fds[0], 3);
-      }
+      if (fd != 3) dup2(fd, 3);
       syscall(SYS_close_range, 4u, ~0u, 0u);
       int devnull = open("/dev/null", O_RDWR);
       if (devnull >= 0) {
@@ -205,15 +258,20 @@ int start_daemon() {
         dup2(devnull, 2);
         if (devnull > 3) close(devnull);
       }
-      daemon_main(3);
+      daemon_main(3, me, my_start);
     }
     _exit(0);
   }
-  close(fds[0]);
+  close(fd);
   int status;
   while (waitpid(first, &status, 0) < 0 && errno == EINTR) {
   }
-  return fds[1];
+  g_mu.lock();
+  g_addr = addr;
+  g_addr_len = len;
+  g_daemon_for = me;
+  g_mu.unlock();
+  return true;
 }
 
 void send(uint32_t op, const std::string &name, uint64_t inode) noexcept {
@@ -221,23 +279,40 @@ void send(uint32_t op, const std::string &name, uint64_t inode) noexcept {
   m.op = op;
   m.inode = inode;
   std::memcpy(m.name, name.data(), name.size() < sizeof m.name - 1 ? name.size() : sizeof m.name - 1);
-  g_mu.lock();
-  if (g_sock < 0 && op == 1) {
-    // fork() runs our atfork handlers, which take g_mu: start the daemon without holding it.
-    g_mu.unlock();
-    const int fd = start_daemon();
+  // fork() in start_daemon runs our atfork handlers, which take every ForkMutex: this one
+  // is held only around the plain variables, never across the fork.
+  const uint32_t me = platform::current_pid();
+  for (int attempt = 0; attempt < 2; ++attempt) {
     g_mu.lock();
-    if (g_sock < 0)
-      g_sock = fd;
-    else if (fd >= 0)
-      close(fd);  // another thread started one meanwhile; ours sees EOF and exits
-  }
-  if (g_sock >= 0) {
+    const bool have = g_daemon_for == me;
+    const sockaddr_un addr = g_addr;
+    const socklen_t len = g_addr_len;
+    g_mu.unlock();
+    if (!have) {
+      if (op != 1) return;  // nothing of ours is tracked
+      g_start_mu.lock();
+      g_mu.lock();
+      const bool started = g_daemon_for == me;  // by another thread meanwhile
+      g_mu.unlock();
+      if (!started && !start_daemon()) {
+        g_start_mu.unlock();
+        return;  // not tracked; the segment works all the same
+      }
+      g_start_mu.unlock();
+      continue;
+    }
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
     ssize_t w;
-    do w = ::send(g_sock, &m, sizeof m, MSG_NOSIGNAL);
+    do w = sendto(fd, &m, sizeof m, MSG_NOSIGNAL, reinterpret_cast<const sockaddr *>(&addr), len);
     while (w < 0 && errno == EINTR);
+    const int err = errno;
+    close(fd);
+    if (w >= 0 || op != 1 || (err != ECONNREFUSED && err != ENOENT)) return;
+    g_mu.lock();  // our daemon is gone (killed?): start another and send again
+    if (g_daemon_for == me) g_daemon_for = 0;
+    g_mu.unlock();
   }
-  g_mu.unlock();
 }
 
 }  // namespace
