@@ -6,7 +6,7 @@
 namespace mpx {
 
 namespace {
-constexpr uint32_t kCountLimit = 1u << 24;  // more waiters than this means scribbled state
+enum : uint32_t { kSlotFree = 0, kSlotWaiting = 1, kSlotNotified = 2 };
 }
 
 Status ConditionObject::create(const SharedLock *lock, ConditionObject *out) {
@@ -43,62 +43,76 @@ Status ConditionObject::open(Placement place, ConditionObject *out) {
 }
 
 Status ConditionObject::check() const noexcept {
-  if (!place_.header_ok() || b_->pending.load(std::memory_order_relaxed) > kCountLimit ||
-      b_->tokens.load(std::memory_order_relaxed) > kCountLimit)
-    return place_.corrupt();
+  if (!place_.header_ok()) return place_.corrupt();
   return MPX_OK;
 }
 
 void ConditionObject::wake_waiters() noexcept {
-  platform::wake(&b_->tokens, INT32_MAX);
+  for (auto &slot : b_->slots)
+    if (slot.state.load(std::memory_order_relaxed) != kSlotFree) platform::wake(&slot.state, INT32_MAX);
   lock_.wake_all();
+}
+
+// Called with the lock held, so claims never race each other; a slot whose waiter died
+// (killed inside wait) is taken back.
+ConditionSlot *ConditionObject::claim_slot() noexcept {
+  for (int pass = 0; pass < 2; ++pass) {
+    for (auto &slot : b_->slots) {
+      uint32_t st = slot.state.load(std::memory_order_acquire);
+      if (st != kSlotFree) {
+        if (pass == 0 || platform::thread_alive(slot.tid)) continue;
+        if (!slot.state.compare_exchange_strong(st, kSlotFree, std::memory_order_acq_rel)) continue;
+      }
+      slot.tid = platform::current_tid();
+      slot.ticket = b_->next_ticket++;
+      slot.state.store(kSlotWaiting, std::memory_order_release);
+      return &slot;
+    }
+  }
+  return nullptr;
+}
+
+ConditionSlot *ConditionObject::oldest_waiter() noexcept {
+  ConditionSlot *best = nullptr;
+  for (auto &slot : b_->slots)
+    if (slot.state.load(std::memory_order_acquire) == kSlotWaiting && (!best || slot.ticket < best->ticket))
+      best = &slot;
+  return best;
 }
 
 Status ConditionObject::wait(int64_t timeout_ms) noexcept {
   if (Status s = check(); s != MPX_OK) return s;
   if (!lock_.owned_by_caller()) return fail(MPX_EPERM, "cannot wait on un-acquired lock");
-  b_->pending.fetch_add(1, std::memory_order_seq_cst);
+  ConditionSlot *slot = claim_slot();
+  if (!slot) return fail(MPX_EAGAIN, "more than {} threads waiting on one condition", ConditionBody::kSlots);
   uint32_t depth;
   if (Status s = lock_.release_all(&depth); s != MPX_OK) {
-    b_->pending.fetch_sub(1, std::memory_order_relaxed);
+    slot->state.store(kSlotFree, std::memory_order_release);
     return s;
   }
   const platform::Deadline deadline = platform::deadline_after_ms(timeout_ms);
   Status result = MPX_OK;
   for (;;) {
-    uint32_t t = b_->tokens.load(std::memory_order_seq_cst);
-    if (t > kCountLimit) {
+    uint32_t st = slot->state.load(std::memory_order_acquire);
+    if (st == kSlotNotified) break;
+    if (st != kSlotWaiting || !place_.header_ok()) {
       result = place_.corrupt();
       break;
     }
-    if (t > 0) {
-      if (b_->tokens.compare_exchange_weak(t, t - 1, std::memory_order_acq_rel)) break;
-      continue;
-    }
     const bool closing_now = closing();
     if (closing_now || platform::monotonic_ns() >= deadline) {
-      // Withdraw from pending; if a notifier already counted us, a token is on its way: take it.
-      uint32_t p = b_->pending.load(std::memory_order_seq_cst);
-      bool withdrawn = false;
-      while (p > 0 && !(withdrawn = b_->pending.compare_exchange_weak(p, p - 1, std::memory_order_seq_cst))) {
-      }
-      if (withdrawn) {
+      // Withdraw, unless a notify got to us first: then the notification is ours to take.
+      if (slot->state.compare_exchange_strong(st, kSlotFree, std::memory_order_acq_rel)) {
         result = closing_now ? fail(MPX_ECLOSED, "condition handle was destroyed while waiting")
                              : fail(MPX_ETIMEDOUT, "condition wait timed out after {} ms", timeout_ms);
         break;
       }
-      const int64_t give_up = platform::monotonic_ns() + 10 * 1000000LL;
-      bool took = false;
-      while (!took && platform::monotonic_ns() < give_up) {
-        uint32_t t2 = b_->tokens.load(std::memory_order_seq_cst);
-        if (t2 > 0 && b_->tokens.compare_exchange_weak(t2, t2 - 1, std::memory_order_acq_rel)) took = true;
-        else platform::cpu_relax();
-      }
-      if (!took) result = fail(MPX_ETIMEDOUT, "condition wait timed out after {} ms", timeout_ms);
-      break;
+      continue;
     }
-    platform::wait_on(&b_->tokens, 0, deadline);
+    platform::wait_on(&slot->state, kSlotWaiting, deadline);
   }
+  if (result != MPX_OK && result != MPX_ETIMEDOUT && result != MPX_ECLOSED) return result;  // corrupt
+  if (result == MPX_OK) slot->state.store(kSlotFree, std::memory_order_release);
   if (result == MPX_ECLOSED) return result;
   const Status relock = lock_.reacquire(depth);
   return relock != MPX_OK ? relock : result;
@@ -107,14 +121,19 @@ Status ConditionObject::wait(int64_t timeout_ms) noexcept {
 Status ConditionObject::notify(uint32_t n) noexcept {
   if (Status s = check(); s != MPX_OK) return s;
   if (!lock_.owned_by_caller()) return fail(MPX_EPERM, "cannot notify on un-acquired lock");
-  uint32_t p = b_->pending.load(std::memory_order_seq_cst);
-  uint32_t k;
-  do {
-    k = p < n ? p : n;
-    if (k == 0) return MPX_OK;
-  } while (!b_->pending.compare_exchange_weak(p, p - k, std::memory_order_seq_cst));
-  b_->tokens.fetch_add(k, std::memory_order_seq_cst);
-  platform::wake(&b_->tokens, k > INT32_MAX ? INT32_MAX : int(k));
+  for (uint32_t woken = 0; woken < n;) {
+    ConditionSlot *slot = oldest_waiter();
+    if (!slot) break;
+    uint32_t expected = kSlotWaiting;
+    if (!platform::thread_alive(slot->tid)) {  // killed inside wait: its notification would be lost
+      slot->state.compare_exchange_strong(expected, kSlotFree, std::memory_order_acq_rel);
+      continue;
+    }
+    if (!slot->state.compare_exchange_strong(expected, kSlotNotified, std::memory_order_acq_rel))
+      continue;  // it timed out just now; try the next
+    platform::wake(&slot->state, 1);
+    ++woken;
+  }
   return MPX_OK;
 }
 

@@ -94,10 +94,19 @@ class BarrierObject final : public Object {
   uint32_t parties_ = 0;
 };
 
+// One slot per waiting thread: a notification is handed to a particular waiter (the
+// longest waiting), so it can be neither stolen by a later waiter nor lost to a timeout.
+struct ConditionSlot {
+  std::atomic<uint32_t> state;  // kSlotFree / kSlotWaiting / kSlotNotified; the waiter sleeps on it
+  uint32_t tid;                 // the waiting thread
+  uint64_t ticket;              // arrival order
+};
+
 struct ConditionBody {
-  std::atomic<uint32_t> pending;  // waiters not yet claimed by a notify
-  std::atomic<uint32_t> tokens;   // notifications granted and not yet taken
-  char lock_token[256];           // the lock this condition uses (NUL-terminated)
+  static constexpr uint32_t kSlots = 256;  // waiters at once
+  uint64_t next_ticket;                    // written under the condition's lock
+  char lock_token[256];                    // the lock this condition uses (NUL-terminated)
+  ConditionSlot slots[kSlots];
 };
 
 class ConditionObject final : public Object {
@@ -111,6 +120,12 @@ class ConditionObject final : public Object {
   SharedLock &lock() { return lock_; }
   Status wait(int64_t timeout_ms) noexcept;
   Status notify(uint32_t n) noexcept;
+
+ private:
+  ConditionSlot *claim_slot() noexcept;
+  ConditionSlot *oldest_waiter() noexcept;
+
+ public:
   const Placement &placement() const { return place_; }
 
  private:

@@ -1,0 +1,505 @@
+"""Loading libmpx, its C prototypes, error codes and the exceptions they map to.
+
+The library is found, in order:
+
+1. ``MPX_LIBRARY``: an explicit path (an error if it does not load; no fallback);
+2. ``libmpx.so.0`` next to this package (an installed wheel or copy);
+3. the build tree of a checkout: ``<repo>/build/default/src/libmpx.so.0``;
+4. the system: ``ctypes.util.find_library("mpx")``, else the SONAME ``libmpx.so.0``.
+
+Hot-path functions are kept twice: once with ``argtypes`` for ordinary calls, and once as
+raw function objects (names ending in ``_raw``) that take prebuilt ctypes arguments
+(``c_void_p`` handles, ``c_int64`` timeouts) so that a lock operation is exactly one FFI
+call with no argument conversion.
+"""
+
+import ctypes
+import ctypes.util
+import errno as _errno
+import math
+import os
+from time import monotonic as _monotonic
+
+__all__ = [
+    "lib", "MpxError", "OwnerDiedWarning", "check", "error", "ms_from_timeout",
+]
+
+# ---- loading ---------------------------------------------------------------------------
+
+_SONAME = "libmpx.so.0"
+_PKG_DIR = os.path.dirname(os.path.abspath(__file__))
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(_PKG_DIR)))
+
+
+def _candidates():
+    yield os.path.join(_PKG_DIR, _SONAME)
+    yield os.path.join(_REPO_ROOT, "build", "default", "src", _SONAME)
+
+
+def _load():
+    explicit = os.environ.get("MPX_LIBRARY")
+    if explicit:
+        try:
+            return ctypes.CDLL(explicit), explicit
+        except OSError as e:
+            raise ImportError(f"mpx: MPX_LIBRARY={explicit!r} could not be loaded: {e}") from e
+    for path in _candidates():
+        if os.path.exists(path):
+            return ctypes.CDLL(path), path
+    found = ctypes.util.find_library("mpx")
+    for name in ([found] if found else []) + [_SONAME]:
+        try:
+            return ctypes.CDLL(name), name
+        except OSError:
+            pass
+    raise ImportError(
+        "mpx: libmpx.so.0 not found; set MPX_LIBRARY to its path, or build it with "
+        "'cmake --preset default && cmake --build --preset default'")
+
+
+lib, library_path = _load()
+
+# ---- constants mirrored from include/mpx/*.h ---------------------------------------------
+
+MPX_INFINITE = -1
+MPX_TOKEN_MAX = 256
+MPX_SEGMENT_NAME_MAX = 200
+MPX_SEGMENT_RANDOM_NAME = 0x1
+MPX_LOCK_RECURSIVE = 0x1
+MPX_SEMAPHORE_BOUNDED = 0x1
+MPX_SEMAPHORE_VALUE_MAX = 0x7FFFFFFF
+MPX_BARRIER_HOLD = 0x1
+MPX_ARRAY_LOCK_RLOCK = 0
+MPX_ARRAY_LOCK_LOCK = 1
+MPX_ARRAY_LOCK_NONE = 2
+INT64_MAX = (1 << 63) - 1
+
+OK = 0
+EINVAL = -1
+ENOMEM = -2
+EBADHANDLE = -3
+ETIMEDOUT = -4
+EEXIST = -5
+ENOENT = -6
+EACCES = -7
+EPERM = -8
+EOWNERDEAD = -9
+ENOTRECOVERABLE = -10
+EOVERFLOW = -11
+EBROKEN = -12
+ECLOSED = -13
+ECORRUPT = -14
+ENOBUFS = -15
+EFORKED = -16
+ENOTSUP = -17
+ESYS = -18
+ERANGE = -19
+EMFILE = -20
+ENOSPC = -21
+EMSGSIZE = -22
+EOF = -23
+EPROTO = -24
+EPIPE = -25
+EAUTH = -26
+EWORKERDIED = -27
+EADDRINUSE = -28
+EAGAIN = -29
+EDEADLK = -30
+
+# ---- option structs (mirrors; the first field is the struct's own size) -----------------
+
+c_void_p = ctypes.c_void_p
+c_int = ctypes.c_int
+c_int64 = ctypes.c_int64
+c_uint32 = ctypes.c_uint32
+c_size_t = ctypes.c_size_t
+c_char_p = ctypes.c_char_p
+P = ctypes.POINTER
+byref = ctypes.byref
+
+
+class SegmentOptions(ctypes.Structure):
+    _fields_ = [("size", c_uint32), ("flags", c_uint32), ("name", c_char_p)]
+
+
+class LockOptions(ctypes.Structure):
+    _fields_ = [("size", c_uint32), ("flags", c_uint32)]
+
+
+class SemaphoreOptions(ctypes.Structure):
+    _fields_ = [("size", c_uint32), ("flags", c_uint32), ("max_value", c_uint32)]
+
+
+class ArrayOptions(ctypes.Structure):
+    _fields_ = [("size", c_uint32), ("lock", c_uint32)]
+
+
+# ---- prototypes ------------------------------------------------------------------------
+
+_H = c_void_p          # every opaque handle
+_PH = P(c_void_p)      # handle out-parameter
+_S = P(c_size_t)
+
+_PROTOTYPES = {
+    # common.h
+    "mpx_strerror": (c_char_p, [c_int]),
+    "mpx_error_name": (c_char_p, [c_int]),
+    "mpx_last_error_message": (c_char_p, []),
+    "mpx_version": (c_uint32, []),
+    "mpx_version_string": (c_char_p, []),
+    "mpx_free": (None, [c_void_p]),
+    # segment.h
+    "mpx_segment_options_init": (c_int, [P(SegmentOptions), c_size_t]),
+    "mpx_segment_create": (c_int, [_PH, c_size_t, P(SegmentOptions)]),
+    "mpx_segment_attach": (c_int, [_PH, c_char_p]),
+    "mpx_segment_attach_token": (c_int, [_PH, c_char_p]),
+    "mpx_segment_destroy": (c_int, [_H]),
+    "mpx_segment_unlink": (c_int, [_H]),
+    "mpx_segment_unlink_name": (c_int, [c_char_p]),
+    "mpx_segment_address": (c_int, [_H, P(c_void_p)]),
+    "mpx_segment_size": (c_int, [_H, _S]),
+    "mpx_segment_name": (c_int, [_H, c_char_p, _S]),
+    "mpx_segment_fd": (c_int, [_H, P(c_int)]),
+    "mpx_segment_token": (c_int, [_H, c_char_p, _S]),
+    # sync.h: locks
+    "mpx_lock_options_init": (c_int, [P(LockOptions), c_size_t]),
+    "mpx_lock_create": (c_int, [_PH, P(LockOptions)]),
+    "mpx_lock_attach": (c_int, [_PH, c_char_p]),
+    "mpx_lock_destroy": (c_int, [_H]),
+    "mpx_lock_acquire": (c_int, [_H, c_int64]),
+    "mpx_lock_release": (c_int, [_H]),
+    "mpx_lock_consistent": (c_int, [_H]),
+    "mpx_lock_locked": (c_int, [_H, P(c_int)]),
+    "mpx_lock_is_owned": (c_int, [_H, P(c_int)]),
+    "mpx_lock_count": (c_int, [_H, P(c_uint32)]),
+    "mpx_lock_is_recursive": (c_int, [_H, P(c_int)]),
+    "mpx_lock_token": (c_int, [_H, c_char_p, _S]),
+    # semaphores
+    "mpx_semaphore_options_init": (c_int, [P(SemaphoreOptions), c_size_t]),
+    "mpx_semaphore_create": (c_int, [_PH, c_uint32, P(SemaphoreOptions)]),
+    "mpx_semaphore_attach": (c_int, [_PH, c_char_p]),
+    "mpx_semaphore_destroy": (c_int, [_H]),
+    "mpx_semaphore_acquire": (c_int, [_H, c_int64]),
+    "mpx_semaphore_release": (c_int, [_H]),
+    "mpx_semaphore_value": (c_int, [_H, P(c_uint32)]),
+    "mpx_semaphore_max_value": (c_int, [_H, P(c_uint32)]),
+    "mpx_semaphore_token": (c_int, [_H, c_char_p, _S]),
+    # events
+    "mpx_event_create": (c_int, [_PH]),
+    "mpx_event_attach": (c_int, [_PH, c_char_p]),
+    "mpx_event_destroy": (c_int, [_H]),
+    "mpx_event_set": (c_int, [_H]),
+    "mpx_event_clear": (c_int, [_H]),
+    "mpx_event_is_set": (c_int, [_H, P(c_int)]),
+    "mpx_event_wait": (c_int, [_H, c_int64]),
+    "mpx_event_token": (c_int, [_H, c_char_p, _S]),
+    # conditions
+    "mpx_condition_create": (c_int, [_PH, _H]),
+    "mpx_condition_attach": (c_int, [_PH, c_char_p]),
+    "mpx_condition_destroy": (c_int, [_H]),
+    "mpx_condition_lock": (c_int, [_H, _PH]),
+    "mpx_condition_acquire": (c_int, [_H, c_int64]),
+    "mpx_condition_release": (c_int, [_H]),
+    "mpx_condition_wait": (c_int, [_H, c_int64]),
+    "mpx_condition_notify": (c_int, [_H, c_uint32]),
+    "mpx_condition_notify_all": (c_int, [_H]),
+    "mpx_condition_token": (c_int, [_H, c_char_p, _S]),
+    # barriers
+    "mpx_barrier_create": (c_int, [_PH, c_uint32]),
+    "mpx_barrier_attach": (c_int, [_PH, c_char_p]),
+    "mpx_barrier_destroy": (c_int, [_H]),
+    "mpx_barrier_wait": (c_int, [_H, c_int64, P(c_uint32)]),
+    "mpx_barrier_wait_ex": (c_int, [_H, c_int64, c_uint32, P(c_uint32)]),
+    "mpx_barrier_release": (c_int, [_H]),
+    "mpx_barrier_abort": (c_int, [_H]),
+    "mpx_barrier_reset": (c_int, [_H]),
+    "mpx_barrier_parties": (c_int, [_H, P(c_uint32)]),
+    "mpx_barrier_n_waiting": (c_int, [_H, P(c_uint32)]),
+    "mpx_barrier_broken": (c_int, [_H, P(c_int)]),
+    "mpx_barrier_token": (c_int, [_H, c_char_p, _S]),
+    # array.h
+    "mpx_array_options_init": (c_int, [P(ArrayOptions), c_size_t]),
+    "mpx_typecode_size": (c_int, [ctypes.c_char, _S]),
+    "mpx_array_create": (c_int, [_PH, ctypes.c_char, c_size_t, P(ArrayOptions)]),
+    "mpx_array_attach": (c_int, [_PH, c_char_p]),
+    "mpx_array_destroy": (c_int, [_H]),
+    "mpx_array_length": (c_int, [_H, _S]),
+    "mpx_array_typecode": (c_int, [_H, P(ctypes.c_char)]),
+    "mpx_array_item_size": (c_int, [_H, _S]),
+    "mpx_array_address": (c_int, [_H, P(c_void_p)]),
+    "mpx_array_get": (c_int, [_H, c_size_t, c_void_p, c_size_t]),
+    "mpx_array_set": (c_int, [_H, c_size_t, c_void_p, c_size_t]),
+    "mpx_array_read": (c_int, [_H, c_size_t, c_size_t, c_void_p, c_size_t]),
+    "mpx_array_write": (c_int, [_H, c_size_t, c_size_t, c_void_p, c_size_t]),
+    "mpx_array_lock": (c_int, [_H, _PH]),
+    "mpx_array_token": (c_int, [_H, c_char_p, _S]),
+}
+
+
+class _Functions:
+    """Namespace of typed C functions: ``C.mpx_lock_create(...)``."""
+
+
+C = _Functions()
+for _name, (_restype, _argtypes) in _PROTOTYPES.items():
+    _f = lib[_name]
+    _f.restype = _restype
+    _f.argtypes = _argtypes
+    setattr(C, _name, _f)
+
+
+# The same library through PyDLL: calls keep the GIL (no release/re-acquire, ~20 ns less).
+# Only for calls that never block: releases, sets, queries.
+_lib_gil = ctypes.PyDLL(library_path, handle=lib._handle)
+
+
+def raw_gil(name):
+    """Like raw(), but the call keeps the GIL: only for functions that never block."""
+    return _lib_gil[name]
+
+
+def raw(name):
+    """A separate, untyped function object for `name` (restype int): the hot path.
+
+    Arguments must be ctypes instances of the right C type (c_void_p, c_int64, ...):
+    without argtypes, ctypes would pass a Python int as a C int."""
+    return lib[name]
+
+
+version = C.mpx_version()
+version_string = C.mpx_version_string().decode()
+if version // 10000 != 0:
+    raise ImportError(f"mpx: {library_path} is version {version_string}; this binding needs 0.x")
+
+# ---- timeouts --------------------------------------------------------------------------
+
+# Blocking calls that wait "forever" are made in slices of this many ms, so that the
+# interpreter can run signal handlers (Ctrl-C) between them. Only level-triggered waits
+# (Lock, RLock, Semaphore, Event) are sliced: a Condition or Barrier wait is one call.
+SLICE_MS = 100
+INFINITE = c_int64(MPX_INFINITE)
+ZERO = c_int64(0)
+SLICE = c_int64(SLICE_MS)
+
+
+def ms_from_timeout(timeout):
+    """Python float seconds -> int milliseconds, rounding up; None -> -1 (forever).
+
+    A negative timeout means "do not wait", as in multiprocessing; a timeout too large
+    for int64 milliseconds (including infinity) blocks forever."""
+    if timeout is None:
+        return MPX_INFINITE
+    if isinstance(timeout, float):
+        t = timeout
+    elif isinstance(timeout, int):
+        t = float(timeout) if timeout < (1 << 62) else math.inf
+    else:  # as PyFloat_AsDouble: __float__ or __index__, never a string
+        try:
+            t = float(timeout.__float__())
+        except AttributeError:
+            try:
+                t = float(timeout.__index__())
+            except AttributeError:
+                raise TypeError(f"must be real number, not {type(timeout).__name__}") from None
+    if t != t:
+        raise ValueError("timeout is NaN")
+    if t <= 0:
+        return 0
+    ms = t * 1000.0
+    if ms >= INT64_MAX:
+        return MPX_INFINITE
+    # Rounding up never returns before the deadline; the small tolerance keeps 0.3 s from
+    # becoming 301 ms because 0.3 * 1000 == 300.00000000000006.
+    return max(1, math.ceil(ms - 1e-6))
+
+
+def sliced_wait(fn, handle, timeout):
+    """Call ``fn(handle, c_int64(ms))`` until it succeeds or `timeout` (seconds, None =
+    forever) passes, in slices of at most SLICE_MS. Returns the last result code.
+
+    Only for waits that may be retried without losing anything (level-triggered)."""
+    if timeout is None:
+        while True:
+            rc = fn(handle, SLICE)
+            if rc != ETIMEDOUT:
+                return rc
+    ms = ms_from_timeout(timeout)
+    if ms < 0:
+        return sliced_wait(fn, handle, None)
+    if ms <= SLICE_MS:
+        return fn(handle, c_int64(ms))
+    now = _monotonic
+    deadline = now() + ms / 1000.0
+    while True:
+        rc = fn(handle, c_int64(min(ms, SLICE_MS)))
+        if rc != ETIMEDOUT:
+            return rc
+        left = deadline - now()
+        if left <= 0:
+            return rc
+        ms = max(1, math.ceil(left * 1000.0 - 1e-6))
+
+
+# ---- errors ----------------------------------------------------------------------------
+
+class OwnerDiedWarning(RuntimeWarning):
+    """A lock was acquired whose previous owner died holding it (MPX_EOWNERDEAD).
+
+    The data the lock protects may be half-updated. See mpx.synchronize for the policy."""
+
+
+class MpxError(Exception):
+    """Base of every error raised from an mpx C call.
+
+    Attributes: ``code`` (the negative MPX_E* number), ``name`` (e.g. "MPX_ETIMEDOUT")
+    and ``message`` (the library's detail for this failure, mpx_last_error_message())."""
+    code = None
+    name = None
+    message = ""
+
+
+def _cls(name, code, *bases, doc=None):
+    return type(name, (MpxError,) + bases, {"__doc__": doc or f"mpx error {code}", "__module__": "mpx"})
+
+
+InvalidArgumentError = _cls("InvalidArgumentError", EINVAL, ValueError)
+OutOfMemoryError = _cls("OutOfMemoryError", ENOMEM, MemoryError)
+BadHandleError = _cls("BadHandleError", EBADHANDLE, ValueError)
+MpxTimeoutError = _cls("MpxTimeoutError", ETIMEDOUT, TimeoutError)
+MpxFileExistsError = _cls("MpxFileExistsError", EEXIST, FileExistsError)
+MpxFileNotFoundError = _cls("MpxFileNotFoundError", ENOENT, FileNotFoundError)
+MpxPermissionError = _cls("MpxPermissionError", EACCES, PermissionError)
+NotPermittedError = _cls("NotPermittedError", EPERM, PermissionError)
+OwnerDiedError = _cls("OwnerDiedError", EOWNERDEAD, RuntimeError)
+NotRecoverableError = _cls(
+    "NotRecoverableError", ENOTRECOVERABLE, RuntimeError,
+    doc="The lock's owner died and it was released without being marked consistent; "
+        "it can no longer be acquired (MPX_ENOTRECOVERABLE).")
+MpxOverflowError = _cls("MpxOverflowError", EOVERFLOW, OverflowError)
+BrokenError = _cls("BrokenError", EBROKEN, RuntimeError)
+ClosedError = _cls("ClosedError", ECLOSED, ValueError)
+CorruptError = _cls("CorruptError", ECORRUPT, RuntimeError)
+BufferTooSmallError = _cls("BufferTooSmallError", ENOBUFS, ValueError)
+ForkedError = _cls("ForkedError", EFORKED, RuntimeError)
+MpxIndexError = _cls("MpxIndexError", ERANGE, IndexError)
+MpxEOFError = _cls("MpxEOFError", EOF, EOFError)
+MpxBrokenPipeError = _cls("MpxBrokenPipeError", EPIPE, BrokenPipeError)
+WorkerDiedError = _cls("WorkerDiedError", EWORKERDIED, RuntimeError)
+MpxBlockingIOError = _cls("MpxBlockingIOError", EAGAIN, BlockingIOError)
+MpxOSError = _cls("MpxOSError", ESYS, OSError)
+try:
+    from multiprocessing import AuthenticationError as _AuthBase
+except ImportError:  # pragma: no cover
+    _AuthBase = PermissionError
+AuthenticationError = _cls("AuthenticationError", EAUTH, _AuthBase)
+
+# Raised where multiprocessing raises AssertionError and threading RuntimeError (waiting on,
+# notifying or releasing a lock the caller does not own): catching either works.
+NotOwnedError = type("NotOwnedError", (MpxError, AssertionError, RuntimeError), {
+    "__doc__": "The calling thread does not own the lock (AssertionError in "
+               "multiprocessing, RuntimeError in threading: this is both).",
+    "__module__": "mpx"})
+
+# Raised, as in multiprocessing, when a Lock or a bounded Semaphore is released too often.
+OverReleaseError = type("OverReleaseError", (MpxError, ValueError), {
+    "__doc__": "semaphore or lock released too many times (ValueError, as in multiprocessing)",
+    "__module__": "mpx"})
+
+# Raised by Barrier.wait: threading.BrokenBarrierError, carrying the mpx code.
+import threading as _threading
+BarrierBrokenError = type("BarrierBrokenError", (BrokenError, _threading.BrokenBarrierError), {
+    "__doc__": "The barrier is broken (threading.BrokenBarrierError).", "__module__": "mpx"})
+
+_CLASSES = {
+    EINVAL: InvalidArgumentError, ENOMEM: OutOfMemoryError, EBADHANDLE: BadHandleError,
+    ETIMEDOUT: MpxTimeoutError, EEXIST: MpxFileExistsError, ENOENT: MpxFileNotFoundError,
+    EACCES: MpxPermissionError, EPERM: NotPermittedError, EOWNERDEAD: OwnerDiedError,
+    ENOTRECOVERABLE: NotRecoverableError, EOVERFLOW: MpxOverflowError, EBROKEN: BrokenError,
+    ECLOSED: ClosedError, ECORRUPT: CorruptError, ENOBUFS: BufferTooSmallError,
+    EFORKED: ForkedError, ENOTSUP: MpxOSError, ESYS: MpxOSError, ERANGE: MpxIndexError,
+    EMFILE: MpxOSError, ENOSPC: MpxOSError, EMSGSIZE: MpxOSError, EOF: MpxEOFError,
+    EPROTO: MpxOSError, EPIPE: MpxBrokenPipeError, EAUTH: AuthenticationError,
+    EWORKERDIED: WorkerDiedError, EADDRINUSE: MpxOSError, EAGAIN: MpxBlockingIOError,
+    EDEADLK: MpxOSError,
+}
+
+# errno for the OSError-derived classes.
+_ERRNO = {
+    EEXIST: _errno.EEXIST, ENOENT: _errno.ENOENT, EACCES: _errno.EACCES, EPERM: _errno.EPERM,
+    ETIMEDOUT: _errno.ETIMEDOUT, ENOTSUP: _errno.ENOTSUP, EMFILE: _errno.EMFILE,
+    ENOSPC: _errno.ENOSPC, EMSGSIZE: _errno.EMSGSIZE, EPROTO: _errno.EPROTO,
+    EPIPE: _errno.EPIPE, EADDRINUSE: _errno.EADDRINUSE, EAGAIN: _errno.EAGAIN,
+    EDEADLK: _errno.EDEADLK, ESYS: _errno.EIO, EINVAL: _errno.EINVAL,
+}
+
+
+def strerror(code):
+    return C.mpx_strerror(code).decode("utf-8", "replace")
+
+
+def error_name(code):
+    return C.mpx_error_name(code).decode("utf-8", "replace")
+
+
+def last_error_message():
+    return C.mpx_last_error_message().decode("utf-8", "replace")
+
+
+def error(code, what=None, cls=None, detail=None, text=None, filename=None):
+    """The exception for result `code`; call right after the failing call, in its thread,
+    so that the library's detail message is still the one for this failure."""
+    if detail is None:
+        detail = last_error_message()
+    cls = cls or _CLASSES.get(code, MpxError)
+    if text is None:
+        text = strerror(code)
+        if detail and detail != text:
+            text = f"{text}: {detail}"
+        if what:
+            text = f"{what}: {text}"
+    if issubclass(cls, OSError):
+        eno = _ERRNO.get(code, _errno.EIO)
+        exc = cls(eno, text) if filename is None else cls(eno, text, filename)
+    else:
+        exc = cls(text)
+    exc.code = code
+    exc.name = error_name(code)
+    exc.message = detail
+    return exc
+
+
+def check(rc, what=None):
+    """Raise the mapped exception if `rc` is an error; return rc otherwise."""
+    if rc < 0:
+        raise error(rc, what)
+    return rc
+
+
+def new_handle(create, *args, what=None):
+    """Call a ``mpx_*_create``/``_attach`` function and return its handle as c_void_p."""
+    h = c_void_p()
+    rc = create(byref(h), *args)
+    if rc < 0:
+        raise error(rc, what)
+    return h
+
+
+def get_string(fn, handle):
+    """Read a string through the (buf, *len) in/out convention (retrying on MPX_ENOBUFS)."""
+    size = MPX_TOKEN_MAX
+    while True:
+        buf = ctypes.create_string_buffer(size)
+        n = c_size_t(size)
+        rc = fn(handle, buf, byref(n))
+        if rc == ENOBUFS and n.value > size:
+            size = n.value
+            continue
+        check(rc)
+        return buf.raw[:n.value].decode("utf-8")
+
+
+def out_value(fn, handle, ctype):
+    v = ctype()
+    check(fn(handle, byref(v)))
+    return v.value
+
