@@ -29,6 +29,8 @@ inline uint32_t current_tid() noexcept {
 bool process_alive(uint32_t pid) noexcept;
 // Any thread by its system-wide id: gone, or a zombie group leader, is not alive.
 bool thread_alive(uint32_t tid) noexcept;
+// One system call: false only when the process or thread is gone (a zombie counts as alive).
+bool exists(uint32_t id) noexcept;
 
 // Fill buf with n bytes from the kernel's random source.
 bool random_bytes(void *buf, std::size_t n) noexcept;

@@ -101,8 +101,8 @@ Status BarrierObject::wait(int64_t timeout_ms, bool hold, uint32_t *index) noexc
 Status BarrierObject::release() noexcept {
   if (Status s = check(); s != MPX_OK) return s;
   uint32_t s = b_->state.load(std::memory_order_acquire);
-  if ((s & kBroken) || (s & kArrivedMask) != parties_)
-    return fail(MPX_EINVAL, "barrier is not held by a MPX_BARRIER_HOLD wait");
+  if (s & kBroken) return fail(MPX_EBROKEN, "barrier broke while held");
+  if ((s & kArrivedMask) != parties_) return fail(MPX_EINVAL, "barrier is not held by a MPX_BARRIER_HOLD wait");
   if (pass(s) != MPX_OK) return fail(MPX_EINVAL, "barrier changed while held");
   return MPX_OK;
 }

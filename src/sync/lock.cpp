@@ -50,12 +50,13 @@ Status SharedLock::recurse() noexcept {
   return MPX_OK;
 }
 
-Status SharedLock::try_take_over(uint64_t seen, uint64_t mine, bool *taken) noexcept {
+Status SharedLock::try_take_over(uint64_t seen, uint64_t mine, bool quick, bool *taken) noexcept {
   *taken = false;
+  auto alive = quick ? platform::exists : platform::thread_alive;
   const uint32_t tid = low(seen) & kIdMask;
-  if (tid == 0 || platform::thread_alive(tid)) return MPX_OK;
+  if (tid == 0 || alive(tid)) return MPX_OK;
   const uint32_t pid = uint32_t(seen >> 32);
-  if (!recursive_ && pid != 0 && platform::process_alive(pid)) return MPX_OK;
+  if (!recursive_ && pid != 0 && alive(pid)) return MPX_OK;
   const uint64_t next = mine | kInconsistent | kWaiters;
   if (!b_->word.compare_exchange_strong(seen, next, std::memory_order_acquire)) return MPX_OK;  // look again
   *taken = true;
@@ -94,7 +95,7 @@ Status SharedLock::acquire_slow(uint64_t mine, int64_t timeout_ms) noexcept {
     }
     if (now >= deadline || now >= next_check) {
       bool taken;
-      Status s = try_take_over(w, mine, &taken);
+      Status s = try_take_over(w, mine, timeout_ms == 0, &taken);
       if (taken) return s;
       if (now >= deadline) return fail(MPX_ETIMEDOUT, "lock acquire timed out after {} ms", timeout_ms);
       check_every = check_every * 4 < kMaxLivenessCheckNs ? check_every * 4 : kMaxLivenessCheckNs;

@@ -109,7 +109,8 @@ class SharedLock {
   Status recurse() noexcept;
   Status acquire_slow(uint64_t mine, int64_t timeout_ms) noexcept;
   Status release_slow() noexcept;
-  Status try_take_over(uint64_t seen, uint64_t mine, bool *taken) noexcept;
+  // quick: one system call per check (a zombie owner passes for alive), for try-acquire.
+  Status try_take_over(uint64_t seen, uint64_t mine, bool quick, bool *taken) noexcept;
   bool valid(uint64_t w) const noexcept {
     return (low(w) & ~kValidBits) == 0 && (recursive_ ? (w >> 32) == 0 : (w >> 32) <= kIdMask) && place_.header_ok();
   }

@@ -69,6 +69,8 @@ bool process_alive(uint32_t pid) noexcept {
   return stat_says_alive(path);
 }
 
+bool exists(uint32_t id) noexcept { return id != 0 && !(kill(pid_t(id), 0) != 0 && errno == ESRCH); }
+
 bool thread_alive(uint32_t tid) noexcept {
   // kill() accepts any thread id and /proc/<tid> exists for every thread.
   return process_alive(tid);
