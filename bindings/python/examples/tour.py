@@ -1,0 +1,267 @@
+"""tour.py - the README's tour for Python: mpx objects shared by os.fork() children, each
+scene run twice, with mpx and with Python's own multiprocessing objects, timed side by side.
+
+    MPX_LIBRARY=build/default/src/libmpx.so.0 PYTHONPATH=bindings/python \\
+        python3 bindings/python/examples/tour.py
+
+Scenes: (1) ten processes buy five tickets through a Lock, the count in a shared Value;
+(2) two processes negate a shared Array('d'), one half each; (3) processes wait for an
+Event and meet at a Barrier whose action runs once, then an Event ping-pong; (4) what a
+Lock and a locked Value increment cost. The code of a scene is the same for both: `m` is
+either the mpx module or multiprocessing's fork context. Times are of this run on this
+machine; "mpx takes 0.50x" means mpx needed half of multiprocessing's time. Every result
+is checked: the exit status is 1 if one is wrong.
+
+Children are made with os.fork() and inherit the objects (mpx's Process comes later).
+multiprocessing.Process works as well: with the fork start method it passes mpx objects
+by inheritance, with spawn or forkserver by pickling them as tokens.
+"""
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import time
+import traceback
+
+import mpx
+
+MP = multiprocessing.get_context("fork")
+CUSTOMERS, TICKETS = 10, 5
+BOUGHT, REFUSED = 10, 11
+failures = 0
+
+
+def expect(ok, what):
+    global failures
+    if not ok:
+        failures += 1
+        print(f"   FAIL: {what}", flush=True)
+
+
+def fmt(seconds):
+    for unit, scale in (("s", 1), ("ms", 1e-3), ("us", 1e-6)):
+        if seconds >= scale:
+            return f"{seconds / scale:.{2 if unit != 'us' else 1}f} {unit}"
+    return f"{seconds * 1e9:.0f} ns"
+
+
+def versus(t_mpx, t_mp):
+    return f"mpx takes {t_mpx / t_mp:.2f}x the time"
+
+
+def fork(body, *args):
+    """Run body(*args) in a forked child that exits with its result (99 if it raised)."""
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 99
+        try:
+            code = body(*args)
+        except BaseException:
+            traceback.print_exc()
+        sys.stdout.flush()
+        os._exit(code)
+    return pid
+
+
+def join(pid):
+    """The child's exit code, or minus the signal that killed it."""
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def both(scene):
+    """Run scene(m) with mpx, then with multiprocessing; return both results."""
+    return scene(mpx), scene(MP)
+
+
+# ---- 1. the ticket counter ------------------------------------------------------------------
+
+def ticket_counter(m):
+    lock = m.Lock()
+    tickets = m.Value("i", TICKETS, lock=False)    # guarded by `lock`
+    sold_to = m.Array("i", TICKETS, lock=False)     # ticket -> customer
+    ready, doors = m.Semaphore(0), m.Event()
+
+    def customer(n):
+        ready.release()
+        if not doors.wait(10):
+            return 98
+        with lock:
+            left = tickets.value
+            if left == 0:
+                return REFUSED
+            sold_to[TICKETS - left] = n
+            tickets.value = left - 1
+            return BOUGHT
+
+    pids = [fork(customer, n) for n in range(1, CUSTOMERS + 1)]
+    expect(all(ready.acquire(timeout=10) for _ in pids), "every customer waits at the doors")
+    t0 = time.perf_counter()
+    doors.set()
+    codes = [join(p) for p in pids]
+    took = time.perf_counter() - t0
+    buyers = [n for n, c in enumerate(codes, 1) if c == BOUGHT]
+    expect(sorted(codes) == [BOUGHT] * TICKETS + [REFUSED] * (CUSTOMERS - TICKETS),
+           f"5 customers buy and 5 are refused (exit codes {codes})")
+    expect(tickets.value == 0 and sorted(sold_to) == buyers, "each ticket sold once, to a buyer")
+    return f"tickets 1-5 to customers {' '.join(map(str, sold_to))}, {tickets.value} left", took
+
+
+# ---- 2. two processes negate a shared array ---------------------------------------------------
+
+ROUNDS = 2001   # odd: each element ends negated
+
+
+def negate_array(m):
+    arr = m.Array("d", [float(i) for i in range(1, 11)])
+
+    def negate(lo, hi):
+        for _ in range(ROUNDS):
+            with arr.get_lock():
+                for i in range(lo, hi):
+                    arr[i] = -arr[i]
+        return 0
+
+    t0 = time.perf_counter()
+    pids = [fork(negate, 0, 5), fork(negate, 5, 10)]
+    codes = [join(p) for p in pids]
+    took = time.perf_counter() - t0
+    expect(codes == [0, 0], "both children exit cleanly")
+    expect(arr[:] == [-float(i) for i in range(1, 11)], "every element negated")
+    return "[" + " ".join(f"{x:g}" for x in arr[:]) + "]", took
+
+
+# ---- 3. Event and Barrier -----------------------------------------------------------------------
+
+PARTIES, PINGS = 3, 500
+
+
+def event_barrier(m):
+    ready, go = m.Semaphore(0), m.Event()
+    actions = m.Value("i", 0)
+    barrier = m.Barrier(PARTIES, action=lambda: setattr(actions, "value", actions.value + 1), timeout=10)
+    taken = m.Array("i", PARTIES, lock=False)   # arrival index -> times taken
+
+    def party():
+        ready.release()
+        if not go.wait(10):
+            return 98
+        index = barrier.wait()
+        taken[index] += 1    # indexes are unique: no two processes write one cell
+        return 0
+
+    pids = [fork(party) for _ in range(PARTIES)]
+    expect(all(ready.acquire(timeout=10) for _ in pids), "every party waits for the event")
+    t0 = time.perf_counter()
+    go.set()
+    codes = [join(p) for p in pids]
+    took = time.perf_counter() - t0
+    expect(codes == [0] * PARTIES, "every party passes the barrier")
+    expect(taken[:] == [1] * PARTIES and actions.value == 1, "each index given once, the action run once")
+    return f"indexes 0,1,2 taken {','.join(map(str, taken))}x, action ran {actions.value}x", took
+
+
+def ping_pong(m):
+    ping, pong = m.Event(), m.Event()
+
+    def answer():
+        for _ in range(PINGS):
+            if not ping.wait(10):
+                return 1
+            ping.clear()
+            pong.set()
+        return 0
+
+    pid = fork(answer)
+    ok = True
+    t0 = time.perf_counter()
+    for _ in range(PINGS):
+        ping.set()
+        ok = ok and pong.wait(10)
+        pong.clear()
+    took = (time.perf_counter() - t0) / PINGS
+    expect(ok and join(pid) == 0, "every ping answered")
+    return f"{PINGS} round trips", took
+
+
+# ---- 4. costs ---------------------------------------------------------------------------------
+
+LOCK_LOOPS, INCREMENTS = 200_000, 20_000
+
+
+def lock_cost(m):
+    lock = m.Lock()
+    acquire, release = lock.acquire, lock.release
+    t0 = time.perf_counter()
+    for _ in range(LOCK_LOOPS):
+        acquire()
+        release()
+    return "", (time.perf_counter() - t0) / LOCK_LOOPS
+
+
+def increments(m):
+    counter = m.Value("q", 0)    # with its own RLock, as in multiprocessing
+
+    def add():
+        for _ in range(INCREMENTS):
+            with counter.get_lock():
+                counter.value += 1
+        return 0
+
+    t0 = time.perf_counter()
+    codes = [join(p) for p in [fork(add), fork(add)]]
+    took = time.perf_counter() - t0
+    expect(codes == [0, 0] and counter.value == 2 * INCREMENTS, f"no increment lost ({counter.value})")
+    return f"= {counter.value}", took
+
+
+def bare_ctypes_call():
+    f = ctypes.CDLL(mpx.library_path).mpx_version
+    t0 = time.perf_counter()
+    for _ in range(LOCK_LOOPS):
+        f()
+    return (time.perf_counter() - t0) / LOCK_LOOPS
+
+
+def show(results, each=""):
+    (what, t_mpx), (what_mp, t_mp) = results
+    print(f"   mpx             {what:<44} {fmt(t_mpx)}{each}")
+    print(f"   multiprocessing {what_mp:<44} {fmt(t_mp)}{each}  ({versus(t_mpx, t_mp)})", flush=True)
+
+
+def main():
+    signal.alarm(120)   # whatever happens, the tour never hangs a terminal or CI
+    start = time.perf_counter()
+    print(f"mpx Python tour: libmpx {mpx.__version__} ({mpx.library_path}), Python "
+          f"{sys.version.split()[0]}, pid {os.getpid()}")
+
+    print(f"1. ticket counter: {CUSTOMERS} processes buy {TICKETS} tickets through a Lock, "
+          "the count in a Value (doors open -> last exit)")
+    show(both(ticket_counter))
+
+    print(f"2. two processes negate a shared Array('d', 1..10), one half each, {ROUNDS} times under its lock")
+    show(both(negate_array))
+
+    print(f"3. {PARTIES} processes wait for an Event, then meet at a Barrier({PARTIES}) with an action")
+    show(both(event_barrier))
+    print("   Event ping-pong between two processes")
+    show(both(ping_pong), " each")
+
+    print(f"4. costs: Lock acquire+release in one process (two bare ctypes calls: "
+          f"{fmt(2 * bare_ctypes_call())})")
+    show(both(lock_cost), " each")
+    print(f"   2 processes x {INCREMENTS} locked Value increments")
+    show(both(increments))
+
+    took = fmt(time.perf_counter() - start)
+    if failures:
+        print(f"mpx Python tour: {failures} check(s) FAILED ({took})")
+        return 1
+    print(f"mpx Python tour: every check passed ({took})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
