@@ -309,15 +309,19 @@ class Segment {
   /** An anonymous segment of `bytes` zero-filled bytes. */
   static Segment create(size_t bytes) { return create_with(bytes, 0, nullptr, "mpx::Segment::create"); }
 
-  /** A named segment, created exclusively: mpx::error MPX_EEXIST if the name exists. */
-  static Segment create_named(std::string_view name, size_t bytes) {
+  /**
+   * A named segment, created exclusively: mpx::error MPX_EEXIST if the name exists. Tracked
+   * (removed once this process is gone and nobody holds it) unless `tracked` is false.
+   */
+  static Segment create_named(std::string_view name, size_t bytes, bool tracked = true) {
     std::string n(name);
-    return create_with(bytes, 0, n.c_str(), "mpx::Segment::create_named");
+    return create_with(bytes, tracked ? 0 : MPX_SEGMENT_UNTRACKED, n.c_str(), "mpx::Segment::create_named");
   }
 
-  /** A named segment with a fresh random name (read it with name()). */
-  static Segment create_random(size_t bytes) {
-    return create_with(bytes, MPX_SEGMENT_RANDOM_NAME, nullptr, "mpx::Segment::create_random");
+  /** A named segment with a fresh random name (read it with name()); tracked as above. */
+  static Segment create_random(size_t bytes, bool tracked = true) {
+    return create_with(bytes, MPX_SEGMENT_RANDOM_NAME | (tracked ? 0 : MPX_SEGMENT_UNTRACKED), nullptr,
+                       "mpx::Segment::create_random");
   }
 
   /** Attach an existing named segment: MPX_ENOENT if missing, MPX_EACCES if not ours/0600. */
@@ -874,7 +878,7 @@ class Barrier {
         (void)mpx_barrier_abort(h_.get());
         throw;
       }
-      detail::check(mpx_barrier_release(h_.get()), "mpx::Barrier::wait");
+      check_wait(mpx_barrier_release(h_.get()));  // broken meanwhile: broken_barrier_error
     }
     return index;
   }

@@ -151,7 +151,8 @@ MPX_API int mpx_condition_release(mpx_condition *cond);
  * Release the lock (fully, for an RLock), wait for a notification, re-acquire. The caller
  * must hold the lock (MPX_EPERM otherwise). Returns 0 when notified, MPX_ETIMEDOUT when the
  * timeout expired; the lock is held again in both cases (re-acquiring it may report
- * MPX_EOWNERDEAD).
+ * MPX_EOWNERDEAD). Each notification goes to the longest-waiting thread. At most 256 threads
+ * wait on one condition at once (MPX_EAGAIN beyond).
  */
 MPX_API int mpx_condition_wait(mpx_condition *cond, int64_t timeout_ms);
 /** Wake min(n, waiting) waiters. The caller must hold the lock (MPX_EPERM otherwise). */
@@ -183,7 +184,8 @@ MPX_API int mpx_barrier_destroy(mpx_barrier *bar);
 MPX_API int mpx_barrier_wait(mpx_barrier *bar, int64_t timeout_ms, uint32_t *index);
 /** mpx_barrier_wait with flags (MPX_BARRIER_HOLD). */
 MPX_API int mpx_barrier_wait_ex(mpx_barrier *bar, int64_t timeout_ms, uint32_t flags, uint32_t *index);
-/** Release the others after a MPX_BARRIER_HOLD wait returned the last index. */
+/** Release the others after a MPX_BARRIER_HOLD wait returned the last index; MPX_EBROKEN if the
+ *  barrier broke meanwhile (a waiter timed out, or abort). */
 MPX_API int mpx_barrier_release(mpx_barrier *bar);
 /** Break the barrier: current and future waiters get MPX_EBROKEN until reset. */
 MPX_API int mpx_barrier_abort(mpx_barrier *bar);

@@ -8,10 +8,11 @@ segments), ValueError for a bad size or a missing name. Segments are the plain P
 objects Python and C use, so each side can attach what the other created.
 
 Differences: random names are ``mpx_<16 hex digits>`` (64 random bits) rather than
-``psm_<8 hex digits>``; segments are not registered with multiprocessing's resource tracker
-(it unlinks segments still in use by others, gh-82300), so, as the documentation says,
-call ``unlink()`` once when the segment is no longer needed. ``track`` is accepted for
-compatibility with Python 3.13 and has no effect. ``token`` gives the mpx token of the segment.
+``psm_<8 hex digits>``. Segments are not registered with multiprocessing's resource tracker
+(it unlinks segments still in use by others, gh-82300) but with mpx's: a segment created
+with ``track=True`` (the default) is unlinked once its creating process has exited and no
+mpx handle on it remains in any process; ``track=False`` leaves it until ``unlink()``, as in
+Python 3.13. ``token`` gives the mpx token of the segment.
 
 ``ShareableList`` is the standard library's class (same format, same semantics, an instance
 of ``multiprocessing.shared_memory.ShareableList``) storing its data in an mpx SharedMemory.
@@ -82,6 +83,8 @@ class SharedMemory:
                 opts.flags = _lib.MPX_SEGMENT_RANDOM_NAME
             else:
                 opts.name = encoded
+            if not track:
+                opts.flags |= _lib.MPX_SEGMENT_UNTRACKED
             rc = C.mpx_segment_create(byref(seg), size, byref(opts))
         else:
             rc = C.mpx_segment_attach(byref(seg), encoded)
