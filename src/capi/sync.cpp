@@ -78,7 +78,7 @@ MPX_API int mpx_lock_locked(mpx_lock *lock, int *locked) {
 MPX_API int mpx_lock_is_owned(mpx_lock *lock, int *owned) {
   MPX_REQUIRE(owned, "owned is NULL");
   MPX_PIN(o, LockObject, lock, HandleType::lock);
-  if (!o->lock.placement().header_ok()) return o->lock.placement().corrupt();
+  if (Status s = o->lock.check(); s != MPX_OK) return s;
   *owned = o->lock.owned_by_caller_process() ? 1 : 0;
   return MPX_OK;
 }
@@ -86,7 +86,7 @@ MPX_API int mpx_lock_is_owned(mpx_lock *lock, int *owned) {
 MPX_API int mpx_lock_count(mpx_lock *lock, uint32_t *count) {
   MPX_REQUIRE(count, "count is NULL");
   MPX_PIN(o, LockObject, lock, HandleType::lock);
-  if (!o->lock.placement().header_ok()) return o->lock.placement().corrupt();
+  if (Status s = o->lock.check(); s != MPX_OK) return s;
   *count = o->lock.depth_of_caller();
   return MPX_OK;
 }

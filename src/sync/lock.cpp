@@ -120,8 +120,9 @@ Status SharedLock::release_slow() noexcept {
     if (recursive_ && owner != platform::current_tid()) return not_owner();
     // Releasing a lock whose state was never repaired makes it unusable for everyone.
     const uint64_t next = (lo & kInconsistent) ? kNotRecoverable : 0;
+    // (A recursive owner zeroed its count before getting here: once the word is free, the
+    // count belongs to the next owner.)
     if (b_->word.compare_exchange_weak(w, next, std::memory_order_release, std::memory_order_relaxed)) {
-      if (recursive_) b_->count.store(0, std::memory_order_relaxed);
       if (next) platform::wake(futex(), INT32_MAX);
       else if (lo & kWaiters) platform::wake(futex(), 1);
       return MPX_OK;
@@ -138,6 +139,10 @@ Status SharedLock::consistent() noexcept {
       return fail(MPX_EPERM, "only the owner that received MPX_EOWNERDEAD may mark the lock consistent");
     if (b_->word.compare_exchange_weak(w, w & ~uint64_t(kInconsistent), std::memory_order_relaxed)) return MPX_OK;
   }
+}
+
+Status SharedLock::check() const noexcept {
+  return valid(b_->word.load(std::memory_order_relaxed)) ? MPX_OK : place_.corrupt();
 }
 
 Status SharedLock::locked(int *out) noexcept {

@@ -89,6 +89,7 @@ class SharedLock {
     return release_slow();
   }
 
+  Status check() const noexcept;  // MPX_ECORRUPT unless header and word are well-formed
   Status consistent() noexcept;
   Status locked(int *out) noexcept;
   bool owned_by_caller() const noexcept;          // held by the calling thread

@@ -1,0 +1,38 @@
+# cmake -DINCLUDE_DIR=include/mpx -DLIST=exported_symbols.txt -P check_header_list.cmake
+# Every MPX_API function declared in the public headers is in the committed list, and vice versa.
+file(GLOB headers ${INCLUDE_DIR}/*.h)
+set(declared "")
+foreach(h IN LISTS headers)
+  file(READ ${h} text)
+  # Join continuation lines so a declaration split over lines is still one match.
+  string(REGEX REPLACE "[\r\n]+" " " text "${text}")
+  string(REGEX MATCHALL "MPX_API[^;(]*[ *](mpx_[a-z0-9_]+) *\\(" decls "${text}")
+  foreach(d IN LISTS decls)
+    string(REGEX MATCH "(mpx_[a-z0-9_]+) *\\($" m "${d}")
+    list(APPEND declared "${CMAKE_MATCH_1}")
+  endforeach()
+endforeach()
+list(REMOVE_DUPLICATES declared)
+list(SORT declared)
+
+file(STRINGS ${LIST} listed REGEX "^[^#]")
+list(TRANSFORM listed STRIP)
+list(REMOVE_ITEM listed "")
+list(SORT listed)
+
+set(not_listed ${declared})
+if(listed)
+  list(REMOVE_ITEM not_listed ${listed})
+endif()
+set(not_declared ${listed})
+if(declared)
+  list(REMOVE_ITEM not_declared ${declared})
+endif()
+if(not_listed OR not_declared)
+  list(JOIN not_listed "\n  " a)
+  list(JOIN not_declared "\n  " b)
+  message(FATAL_ERROR "exported_symbols.txt and the headers disagree.\n"
+                      "declared but not listed:\n  ${a}\nlisted but not declared:\n  ${b}")
+endif()
+list(LENGTH declared n)
+message(STATUS "the headers declare exactly the ${n} listed functions")

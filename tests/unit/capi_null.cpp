@@ -1,0 +1,966 @@
+// Bad input over the C API (SCENARIOS.md 46-50): NULL handles and out-pointers to every exported
+// function, stale / wrong-type / fabricated handles, wrong struct sizes, buffer and count
+// overflows, extreme timeouts, destroy while another thread is blocked.
+//
+// Every call that could crash runs in a forked child, so a crash is reported as that call's
+// failure instead of taking down the test binary.
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/mpx_helpers.hpp"
+
+using namespace std::chrono_literals;
+using mpxt::Millis;
+
+namespace {
+
+// ---- running one call in isolation ----------------------------------------------------------
+
+struct Outcome {
+  bool completed = false;  // returned (no crash, no hang)
+  int rc = INT_MIN;
+  std::string how;  // description when not completed
+};
+
+Outcome isolated(const std::function<int()> &fn, Millis deadline = 3000ms) {
+  mpxt::Shared<std::atomic<int>> rc(INT_MIN);
+  mpxt::Shared<std::atomic<int>> done(0);
+  auto st = mpxt::run_in_child(
+      [&] {
+        rc->store(fn());
+        done->store(1);
+        return 0;
+      },
+      deadline);
+  Outcome o;
+  o.completed = st.ok() && done->load() == 1;
+  o.rc = rc->load();
+  if (!o.completed) o.how = st.describe();
+  return o;
+}
+
+std::string show(const Outcome &o) {
+  if (!o.completed) return "did not return: " + o.how;
+  return "returned " + mpxt::code_str(o.rc);
+}
+
+// An operation of one handle type, called with the handle under test and otherwise valid args.
+struct Op {
+  const char *fn;
+  std::function<int(void *)> call;
+};
+
+template <typename T>
+T *as(void *p) {
+  return static_cast<T *>(p);
+}
+
+std::vector<Op> segment_ops() {
+  return {
+      {"mpx_segment_unlink", [](void *h) { return mpx_segment_unlink(as<mpx_segment>(h)); }},
+      {"mpx_segment_address", [](void *h) { void *a = nullptr; return mpx_segment_address(as<mpx_segment>(h), &a); }},
+      {"mpx_segment_size", [](void *h) { size_t n = 0; return mpx_segment_size(as<mpx_segment>(h), &n); }},
+      {"mpx_segment_name", [](void *h) { char b[MPX_TOKEN_MAX]; size_t n = sizeof b; return mpx_segment_name(as<mpx_segment>(h), b, &n); }},
+      {"mpx_segment_fd", [](void *h) { int fd = -1; return mpx_segment_fd(as<mpx_segment>(h), &fd); }},
+      {"mpx_segment_token", [](void *h) { char b[MPX_TOKEN_MAX]; size_t n = sizeof b; return mpx_segment_token(as<mpx_segment>(h), b, &n); }},
+  };
+}
+
+std::vector<Op> lock_ops() {
+  return {
+      {"mpx_lock_acquire", [](void *h) { return mpx_lock_acquire(as<mpx_lock>(h), 0); }},
+      {"mpx_lock_release", [](void *h) { return mpx_lock_release(as<mpx_lock>(h)); }},
+      {"mpx_lock_consistent", [](void *h) { return mpx_lock_consistent(as<mpx_lock>(h)); }},
+      {"mpx_lock_locked", [](void *h) { int v = 0; return mpx_lock_locked(as<mpx_lock>(h), &v); }},
+      {"mpx_lock_is_owned", [](void *h) { int v = 0; return mpx_lock_is_owned(as<mpx_lock>(h), &v); }},
+      {"mpx_lock_count", [](void *h) { uint32_t v = 0; return mpx_lock_count(as<mpx_lock>(h), &v); }},
+      {"mpx_lock_is_recursive", [](void *h) { int v = 0; return mpx_lock_is_recursive(as<mpx_lock>(h), &v); }},
+      {"mpx_lock_token", [](void *h) { char b[MPX_TOKEN_MAX]; size_t n = sizeof b; return mpx_lock_token(as<mpx_lock>(h), b, &n); }},
+  };
+}
+
+std::vector<Op> semaphore_ops() {
+  return {
+      {"mpx_semaphore_acquire", [](void *h) { return mpx_semaphore_acquire(as<mpx_semaphore>(h), 0); }},
+      {"mpx_semaphore_release", [](void *h) { return mpx_semaphore_release(as<mpx_semaphore>(h)); }},
+      {"mpx_semaphore_value", [](void *h) { uint32_t v = 0; return mpx_semaphore_value(as<mpx_semaphore>(h), &v); }},
+      {"mpx_semaphore_max_value", [](void *h) { uint32_t v = 0; return mpx_semaphore_max_value(as<mpx_semaphore>(h), &v); }},
+      {"mpx_semaphore_token", [](void *h) { char b[MPX_TOKEN_MAX]; size_t n = sizeof b; return mpx_semaphore_token(as<mpx_semaphore>(h), b, &n); }},
+  };
+}
+
+std::vector<Op> event_ops() {
+  return {
+      {"mpx_event_set", [](void *h) { return mpx_event_set(as<mpx_event>(h)); }},
+      {"mpx_event_clear", [](void *h) { return mpx_event_clear(as<mpx_event>(h)); }},
+      {"mpx_event_is_set", [](void *h) { int v = 0; return mpx_event_is_set(as<mpx_event>(h), &v); }},
+      {"mpx_event_wait", [](void *h) { return mpx_event_wait(as<mpx_event>(h), 0); }},
+      {"mpx_event_token", [](void *h) { char b[MPX_TOKEN_MAX]; size_t n = sizeof b; return mpx_event_token(as<mpx_event>(h), b, &n); }},
+  };
+}
+
+std::vector<Op> condition_ops() {
+  return {
+      {"mpx_condition_lock", [](void *h) { mpx_lock *l = nullptr; int rc = mpx_condition_lock(as<mpx_condition>(h), &l); mpx_lock_destroy(l); return rc; }},
+      {"mpx_condition_acquire", [](void *h) { return mpx_condition_acquire(as<mpx_condition>(h), 0); }},
+      {"mpx_condition_release", [](void *h) { return mpx_condition_release(as<mpx_condition>(h)); }},
+      {"mpx_condition_wait", [](void *h) { return mpx_condition_wait(as<mpx_condition>(h), 0); }},
+      {"mpx_condition_notify", [](void *h) { return mpx_condition_notify(as<mpx_condition>(h), 1); }},
+      {"mpx_condition_notify_all", [](void *h) { return mpx_condition_notify_all(as<mpx_condition>(h)); }},
+      {"mpx_condition_token", [](void *h) { char b[MPX_TOKEN_MAX]; size_t n = sizeof b; return mpx_condition_token(as<mpx_condition>(h), b, &n); }},
+  };
+}
+
+std::vector<Op> barrier_ops() {
+  return {
+      {"mpx_barrier_wait", [](void *h) { uint32_t i = 0; return mpx_barrier_wait(as<mpx_barrier>(h), 0, &i); }},
+      {"mpx_barrier_wait_ex", [](void *h) { uint32_t i = 0; return mpx_barrier_wait_ex(as<mpx_barrier>(h), 0, 0, &i); }},
+      {"mpx_barrier_release", [](void *h) { return mpx_barrier_release(as<mpx_barrier>(h)); }},
+      {"mpx_barrier_abort", [](void *h) { return mpx_barrier_abort(as<mpx_barrier>(h)); }},
+      {"mpx_barrier_reset", [](void *h) { return mpx_barrier_reset(as<mpx_barrier>(h)); }},
+      {"mpx_barrier_parties", [](void *h) { uint32_t v = 0; return mpx_barrier_parties(as<mpx_barrier>(h), &v); }},
+      {"mpx_barrier_n_waiting", [](void *h) { uint32_t v = 0; return mpx_barrier_n_waiting(as<mpx_barrier>(h), &v); }},
+      {"mpx_barrier_broken", [](void *h) { int v = 0; return mpx_barrier_broken(as<mpx_barrier>(h), &v); }},
+      {"mpx_barrier_token", [](void *h) { char b[MPX_TOKEN_MAX]; size_t n = sizeof b; return mpx_barrier_token(as<mpx_barrier>(h), b, &n); }},
+  };
+}
+
+std::vector<Op> array_ops() {
+  return {
+      {"mpx_array_length", [](void *h) { size_t v = 0; return mpx_array_length(as<mpx_array>(h), &v); }},
+      {"mpx_array_typecode", [](void *h) { char v = 0; return mpx_array_typecode(as<mpx_array>(h), &v); }},
+      {"mpx_array_item_size", [](void *h) { size_t v = 0; return mpx_array_item_size(as<mpx_array>(h), &v); }},
+      {"mpx_array_address", [](void *h) { void *v = nullptr; return mpx_array_address(as<mpx_array>(h), &v); }},
+      {"mpx_array_get", [](void *h) { int v = 0; return mpx_array_get(as<mpx_array>(h), 0, &v, sizeof v); }},
+      {"mpx_array_set", [](void *h) { int v = 7; return mpx_array_set(as<mpx_array>(h), 0, &v, sizeof v); }},
+      {"mpx_array_read", [](void *h) { int v = 0; return mpx_array_read(as<mpx_array>(h), 0, 1, &v, sizeof v); }},
+      {"mpx_array_write", [](void *h) { int v = 7; return mpx_array_write(as<mpx_array>(h), 0, 1, &v, sizeof v); }},
+      {"mpx_array_lock", [](void *h) { mpx_lock *l = nullptr; int rc = mpx_array_lock(as<mpx_array>(h), &l); mpx_lock_destroy(l); return rc; }},
+      {"mpx_array_token", [](void *h) { char b[MPX_TOKEN_MAX]; size_t n = sizeof b; return mpx_array_token(as<mpx_array>(h), b, &n); }},
+  };
+}
+
+// One handle type: its operations, how to destroy one, and how to make a valid one.
+struct Kind {
+  const char *name;
+  std::vector<Op> ops;
+  Op destroy;
+  std::function<void *()> make;
+};
+
+std::vector<Kind> kinds() {
+  return {
+      {"segment", segment_ops(), {"mpx_segment_destroy", [](void *h) { return mpx_segment_destroy(as<mpx_segment>(h)); }},
+       [] { return static_cast<void *>(mpxt::make_segment(4096).release()); }},
+      {"lock", lock_ops(), {"mpx_lock_destroy", [](void *h) { return mpx_lock_destroy(as<mpx_lock>(h)); }},
+       [] { return static_cast<void *>(mpxt::make_lock(false).release()); }},
+      {"rlock", lock_ops(), {"mpx_lock_destroy", [](void *h) { return mpx_lock_destroy(as<mpx_lock>(h)); }},
+       [] { return static_cast<void *>(mpxt::make_lock(true).release()); }},
+      {"semaphore", semaphore_ops(), {"mpx_semaphore_destroy", [](void *h) { return mpx_semaphore_destroy(as<mpx_semaphore>(h)); }},
+       [] { return static_cast<void *>(mpxt::make_semaphore(1).release()); }},
+      {"event", event_ops(), {"mpx_event_destroy", [](void *h) { return mpx_event_destroy(as<mpx_event>(h)); }},
+       [] { return static_cast<void *>(mpxt::make_event().release()); }},
+      {"condition", condition_ops(), {"mpx_condition_destroy", [](void *h) { return mpx_condition_destroy(as<mpx_condition>(h)); }},
+       [] { return static_cast<void *>(mpxt::make_condition().release()); }},
+      {"barrier", barrier_ops(), {"mpx_barrier_destroy", [](void *h) { return mpx_barrier_destroy(as<mpx_barrier>(h)); }},
+       [] { return static_cast<void *>(mpxt::make_barrier(2).release()); }},
+      {"array", array_ops(), {"mpx_array_destroy", [](void *h) { return mpx_array_destroy(as<mpx_array>(h)); }},
+       [] { return static_cast<void *>(mpxt::make_array('i', 4).release()); }},
+  };
+}
+
+// Calls with a NULL out-pointer, a NULL input string, or a NULL buffer with len > 0. Each gets a
+// freshly made valid handle of its kind where it needs one. All must return MPX_EINVAL.
+struct NullCall {
+  const char *fn;
+  const char *what;
+  std::function<int()> call;
+};
+
+std::vector<NullCall> null_out_calls() {
+  static char token_buf[MPX_TOKEN_MAX];
+  std::vector<NullCall> v;
+  auto add = [&](const char *fn, const char *what, std::function<int()> c) { v.push_back({fn, what, std::move(c)}); };
+  // common / options
+  add("mpx_segment_options_init", "NULL opts", [] { return mpx_segment_options_init(nullptr, sizeof(mpx_segment_options)); });
+  add("mpx_lock_options_init", "NULL opts", [] { return mpx_lock_options_init(nullptr, sizeof(mpx_lock_options)); });
+  add("mpx_semaphore_options_init", "NULL opts", [] { return mpx_semaphore_options_init(nullptr, sizeof(mpx_semaphore_options)); });
+  add("mpx_array_options_init", "NULL opts", [] { return mpx_array_options_init(nullptr, sizeof(mpx_array_options)); });
+  add("mpx_typecode_size", "NULL out", [] { return mpx_typecode_size('i', nullptr); });
+  // segment
+  add("mpx_segment_create", "NULL out", [] { return mpx_segment_create(nullptr, 4096, nullptr); });
+  add("mpx_segment_attach", "NULL out", [] { return mpx_segment_attach(nullptr, "mpxt-no-such-segment"); });
+  add("mpx_segment_attach", "NULL name", [] { mpx_segment *s = nullptr; return mpx_segment_attach(&s, nullptr); });
+  add("mpx_segment_attach_token", "NULL out", [] {
+    auto s = mpxt::make_segment(4096);
+    auto t = mpxt::token_of(mpx_segment_token, s.get());
+    return mpx_segment_attach_token(nullptr, t.c_str());
+  });
+  add("mpx_segment_attach_token", "NULL token", [] { mpx_segment *s = nullptr; return mpx_segment_attach_token(&s, nullptr); });
+  add("mpx_segment_unlink_name", "NULL name", [] { return mpx_segment_unlink_name(nullptr); });
+  add("mpx_segment_address", "NULL out", [] { auto s = mpxt::make_segment(4096); return mpx_segment_address(s.get(), nullptr); });
+  add("mpx_segment_size", "NULL out", [] { auto s = mpxt::make_segment(4096); return mpx_segment_size(s.get(), nullptr); });
+  add("mpx_segment_name", "NULL buf, len>0", [] { auto s = mpxt::make_segment(4096); size_t n = MPX_TOKEN_MAX; return mpx_segment_name(s.get(), nullptr, &n); });
+  add("mpx_segment_name", "NULL len", [] { auto s = mpxt::make_segment(4096); return mpx_segment_name(s.get(), token_buf, nullptr); });
+  add("mpx_segment_fd", "NULL out", [] { auto s = mpxt::make_segment(4096); return mpx_segment_fd(s.get(), nullptr); });
+  add("mpx_segment_token", "NULL buf, len>0", [] { auto s = mpxt::make_segment(4096); size_t n = MPX_TOKEN_MAX; return mpx_segment_token(s.get(), nullptr, &n); });
+  add("mpx_segment_token", "NULL len", [] { auto s = mpxt::make_segment(4096); return mpx_segment_token(s.get(), token_buf, nullptr); });
+  // lock
+  add("mpx_lock_create", "NULL out", [] { return mpx_lock_create(nullptr, nullptr); });
+  add("mpx_lock_attach", "NULL out", [] {
+    auto l = mpxt::make_lock();
+    auto t = mpxt::token_of(mpx_lock_token, l.get());
+    return mpx_lock_attach(nullptr, t.c_str());
+  });
+  add("mpx_lock_attach", "NULL token", [] { mpx_lock *l = nullptr; return mpx_lock_attach(&l, nullptr); });
+  add("mpx_lock_locked", "NULL out", [] { auto l = mpxt::make_lock(); return mpx_lock_locked(l.get(), nullptr); });
+  add("mpx_lock_is_owned", "NULL out", [] { auto l = mpxt::make_lock(); return mpx_lock_is_owned(l.get(), nullptr); });
+  add("mpx_lock_count", "NULL out", [] { auto l = mpxt::make_lock(true); return mpx_lock_count(l.get(), nullptr); });
+  add("mpx_lock_is_recursive", "NULL out", [] { auto l = mpxt::make_lock(); return mpx_lock_is_recursive(l.get(), nullptr); });
+  add("mpx_lock_token", "NULL buf, len>0", [] { auto l = mpxt::make_lock(); size_t n = MPX_TOKEN_MAX; return mpx_lock_token(l.get(), nullptr, &n); });
+  add("mpx_lock_token", "NULL len", [] { auto l = mpxt::make_lock(); return mpx_lock_token(l.get(), token_buf, nullptr); });
+  // semaphore
+  add("mpx_semaphore_create", "NULL out", [] { return mpx_semaphore_create(nullptr, 1, nullptr); });
+  add("mpx_semaphore_attach", "NULL out", [] {
+    auto s = mpxt::make_semaphore(1);
+    auto t = mpxt::token_of(mpx_semaphore_token, s.get());
+    return mpx_semaphore_attach(nullptr, t.c_str());
+  });
+  add("mpx_semaphore_attach", "NULL token", [] { mpx_semaphore *s = nullptr; return mpx_semaphore_attach(&s, nullptr); });
+  add("mpx_semaphore_value", "NULL out", [] { auto s = mpxt::make_semaphore(1); return mpx_semaphore_value(s.get(), nullptr); });
+  add("mpx_semaphore_max_value", "NULL out", [] { auto s = mpxt::make_semaphore(1); return mpx_semaphore_max_value(s.get(), nullptr); });
+  add("mpx_semaphore_token", "NULL buf, len>0", [] { auto s = mpxt::make_semaphore(1); size_t n = MPX_TOKEN_MAX; return mpx_semaphore_token(s.get(), nullptr, &n); });
+  add("mpx_semaphore_token", "NULL len", [] { auto s = mpxt::make_semaphore(1); return mpx_semaphore_token(s.get(), token_buf, nullptr); });
+  // event
+  add("mpx_event_create", "NULL out", [] { return mpx_event_create(nullptr); });
+  add("mpx_event_attach", "NULL out", [] {
+    auto e = mpxt::make_event();
+    auto t = mpxt::token_of(mpx_event_token, e.get());
+    return mpx_event_attach(nullptr, t.c_str());
+  });
+  add("mpx_event_attach", "NULL token", [] { mpx_event *e = nullptr; return mpx_event_attach(&e, nullptr); });
+  add("mpx_event_is_set", "NULL out", [] { auto e = mpxt::make_event(); return mpx_event_is_set(e.get(), nullptr); });
+  add("mpx_event_token", "NULL buf, len>0", [] { auto e = mpxt::make_event(); size_t n = MPX_TOKEN_MAX; return mpx_event_token(e.get(), nullptr, &n); });
+  add("mpx_event_token", "NULL len", [] { auto e = mpxt::make_event(); return mpx_event_token(e.get(), token_buf, nullptr); });
+  // condition
+  add("mpx_condition_create", "NULL out", [] { return mpx_condition_create(nullptr, nullptr); });
+  add("mpx_condition_attach", "NULL out", [] {
+    auto c = mpxt::make_condition();
+    auto t = mpxt::token_of(mpx_condition_token, c.get());
+    return mpx_condition_attach(nullptr, t.c_str());
+  });
+  add("mpx_condition_attach", "NULL token", [] { mpx_condition *c = nullptr; return mpx_condition_attach(&c, nullptr); });
+  add("mpx_condition_lock", "NULL out", [] { auto c = mpxt::make_condition(); return mpx_condition_lock(c.get(), nullptr); });
+  add("mpx_condition_token", "NULL buf, len>0", [] { auto c = mpxt::make_condition(); size_t n = MPX_TOKEN_MAX; return mpx_condition_token(c.get(), nullptr, &n); });
+  add("mpx_condition_token", "NULL len", [] { auto c = mpxt::make_condition(); return mpx_condition_token(c.get(), token_buf, nullptr); });
+  // barrier
+  add("mpx_barrier_create", "NULL out", [] { return mpx_barrier_create(nullptr, 2); });
+  add("mpx_barrier_attach", "NULL out", [] {
+    auto b = mpxt::make_barrier(2);
+    auto t = mpxt::token_of(mpx_barrier_token, b.get());
+    return mpx_barrier_attach(nullptr, t.c_str());
+  });
+  add("mpx_barrier_attach", "NULL token", [] { mpx_barrier *b = nullptr; return mpx_barrier_attach(&b, nullptr); });
+  add("mpx_barrier_parties", "NULL out", [] { auto b = mpxt::make_barrier(2); return mpx_barrier_parties(b.get(), nullptr); });
+  add("mpx_barrier_n_waiting", "NULL out", [] { auto b = mpxt::make_barrier(2); return mpx_barrier_n_waiting(b.get(), nullptr); });
+  add("mpx_barrier_broken", "NULL out", [] { auto b = mpxt::make_barrier(2); return mpx_barrier_broken(b.get(), nullptr); });
+  add("mpx_barrier_token", "NULL buf, len>0", [] { auto b = mpxt::make_barrier(2); size_t n = MPX_TOKEN_MAX; return mpx_barrier_token(b.get(), nullptr, &n); });
+  add("mpx_barrier_token", "NULL len", [] { auto b = mpxt::make_barrier(2); return mpx_barrier_token(b.get(), token_buf, nullptr); });
+  // array
+  add("mpx_array_create", "NULL out", [] { return mpx_array_create(nullptr, 'i', 1, nullptr); });
+  add("mpx_array_attach", "NULL out", [] {
+    auto a = mpxt::make_array('i', 1);
+    auto t = mpxt::token_of(mpx_array_token, a.get());
+    return mpx_array_attach(nullptr, t.c_str());
+  });
+  add("mpx_array_attach", "NULL token", [] { mpx_array *a = nullptr; return mpx_array_attach(&a, nullptr); });
+  add("mpx_array_length", "NULL out", [] { auto a = mpxt::make_array('i', 1); return mpx_array_length(a.get(), nullptr); });
+  add("mpx_array_typecode", "NULL out", [] { auto a = mpxt::make_array('i', 1); return mpx_array_typecode(a.get(), nullptr); });
+  add("mpx_array_item_size", "NULL out", [] { auto a = mpxt::make_array('i', 1); return mpx_array_item_size(a.get(), nullptr); });
+  add("mpx_array_address", "NULL out", [] { auto a = mpxt::make_array('i', 1); return mpx_array_address(a.get(), nullptr); });
+  add("mpx_array_get", "NULL out, size>0", [] { auto a = mpxt::make_array('i', 1); return mpx_array_get(a.get(), 0, nullptr, sizeof(int)); });
+  add("mpx_array_set", "NULL in, size>0", [] { auto a = mpxt::make_array('i', 1); return mpx_array_set(a.get(), 0, nullptr, sizeof(int)); });
+  add("mpx_array_read", "NULL buf, len>0", [] { auto a = mpxt::make_array('i', 4); return mpx_array_read(a.get(), 0, 1, nullptr, sizeof(int)); });
+  add("mpx_array_write", "NULL buf, len>0", [] { auto a = mpxt::make_array('i', 4); return mpx_array_write(a.get(), 0, 1, nullptr, sizeof(int)); });
+  add("mpx_array_lock", "NULL out", [] { auto a = mpxt::make_array('i', 1); return mpx_array_lock(a.get(), nullptr); });
+  add("mpx_array_token", "NULL buf, len>0", [] { auto a = mpxt::make_array('i', 1); size_t n = MPX_TOKEN_MAX; return mpx_array_token(a.get(), nullptr, &n); });
+  add("mpx_array_token", "NULL len", [] { auto a = mpxt::make_array('i', 1); return mpx_array_token(a.get(), token_buf, nullptr); });
+  return v;
+}
+
+// Functions that return no error code: with NULL or odd arguments they must simply not crash.
+std::vector<NullCall> no_code_calls() {
+  return {
+      {"mpx_strerror", "any code", [] { return mpx_strerror(INT_MIN) == nullptr ? -1 : 0; }},
+      {"mpx_error_name", "any code", [] { return mpx_error_name(INT_MAX) == nullptr ? -1 : 0; }},
+      {"mpx_last_error_message", "no argument", [] { return mpx_last_error_message() == nullptr ? -1 : 0; }},
+      {"mpx_version", "no argument", [] { return mpx_version() == 0 && MPX_VERSION_NUMBER != 0 ? -1 : 0; }},
+      {"mpx_version_string", "no argument", [] { return mpx_version_string() == nullptr ? -1 : 0; }},
+      {"mpx_free", "NULL", [] { mpx_free(nullptr); return 0; }},
+  };
+}
+
+std::string symbols_file() {
+#ifdef MPX_EXPORTED_SYMBOLS_FILE
+  return MPX_EXPORTED_SYMBOLS_FILE;
+#else
+  std::string here = __FILE__;
+  auto pos = here.rfind("/unit/");
+  return pos == std::string::npos ? "exported_symbols.txt" : here.substr(0, pos) + "/abi/exported_symbols.txt";
+#endif
+}
+
+std::set<std::string> committed_symbols() {
+  std::set<std::string> out;
+  std::ifstream in(symbols_file());
+  std::string line;
+  while (std::getline(in, line)) {
+    line.erase(0, line.find_first_not_of(" \t"));
+    line.erase(line.find_last_not_of(" \t\r") + 1);
+    if (!line.empty() && line[0] != '#') out.insert(line);
+  }
+  return out;
+}
+
+std::set<std::string> covered_symbols() {
+  std::set<std::string> s;
+  for (const auto &k : kinds()) {
+    for (const auto &op : k.ops) s.insert(op.fn);
+    s.insert(k.destroy.fn);
+  }
+  for (const auto &c : null_out_calls()) s.insert(c.fn);
+  for (const auto &c : no_code_calls()) s.insert(c.fn);
+  return s;
+}
+
+}  // namespace
+
+// ---- scenario 46: NULL to every exported function ---------------------------------------------
+
+TEST(CapiNull, TableCoversEveryExportedSymbol) {
+  auto committed = committed_symbols();
+  ASSERT_FALSE(committed.empty()) << "could not read " << symbols_file();
+  auto covered = covered_symbols();
+  for (const auto &s : committed) EXPECT_TRUE(covered.count(s)) << s << " is exported but not exercised by capi_null";
+  for (const auto &s : covered) EXPECT_TRUE(committed.count(s)) << s << " is exercised but not in exported_symbols.txt";
+}
+
+TEST(CapiNull, NullHandleToEveryFunctionIsEinval) {
+  for (const auto &k : kinds()) {
+    for (const auto &op : k.ops) {
+      auto o = isolated([&] { return op.call(nullptr); });
+      EXPECT_TRUE(o.completed && o.rc == MPX_EINVAL) << op.fn << "(NULL handle) " << show(o) << ", expected MPX_EINVAL";
+    }
+  }
+}
+
+TEST(CapiNull, NullOutPointersAndInputsAreEinval) {
+  for (const auto &c : null_out_calls()) {
+    auto o = isolated(c.call);
+    EXPECT_TRUE(o.completed && o.rc == MPX_EINVAL) << c.fn << " (" << c.what << ") " << show(o) << ", expected MPX_EINVAL";
+  }
+}
+
+TEST(CapiNull, OutPointerIsNullAfterAFailedCreate) {
+  mpx_lock *l = reinterpret_cast<mpx_lock *>(0x1);
+  mpx_lock_options o;
+  mpx_lock_options_init(&o, sizeof o);
+  o.size = 0;  // wrong
+  EXPECT_MPX(MPX_EINVAL, mpx_lock_create(&l, &o));
+  EXPECT_EQ(l, nullptr) << "*out is NULL on failure";
+  mpx_array *a = reinterpret_cast<mpx_array *>(0x1);
+  EXPECT_MPX(MPX_EINVAL, mpx_array_create(&a, 'z', 1, nullptr));
+  EXPECT_EQ(a, nullptr);
+  mpx_event *e = reinterpret_cast<mpx_event *>(0x1);
+  EXPECT_NE(mpx_event_attach(&e, "not a token"), MPX_OK);
+  EXPECT_EQ(e, nullptr);
+}
+
+TEST(CapiNull, DestroyNullIsHarmless) {
+  // NULL-safe destroy: MPX_OK (a no-op, like free) or MPX_EINVAL; never a crash.
+  for (const auto &k : kinds()) {
+    auto o = isolated([&] { return k.destroy.call(nullptr); });
+    EXPECT_TRUE(o.completed && (o.rc == MPX_OK || o.rc == MPX_EINVAL))
+        << k.destroy.fn << "(NULL) " << show(o) << ", expected MPX_OK or MPX_EINVAL";
+  }
+}
+
+TEST(CapiNull, FunctionsWithoutErrorCodesAcceptAnything) {
+  for (const auto &c : no_code_calls()) {
+    auto o = isolated(c.call);
+    EXPECT_TRUE(o.completed && o.rc == 0) << c.fn << " (" << c.what << ") " << show(o);
+  }
+}
+
+// ---- scenario 47: stale, wrong-type and fabricated handles -------------------------------------
+
+TEST(CapiBadHandle, DoubleDestroyIsEbadhandle) {
+  for (const auto &k : kinds()) {
+    void *h = k.make();
+    ASSERT_NE(h, nullptr) << k.name;
+    EXPECT_MPX(MPX_OK, k.destroy.call(h)) << k.name;
+    auto o = isolated([&] { return k.destroy.call(h); });
+    EXPECT_TRUE(o.completed && o.rc == MPX_EBADHANDLE) << k.destroy.fn << " twice on a " << k.name << ": " << show(o);
+  }
+}
+
+TEST(CapiBadHandle, EveryCallOnADestroyedHandleIsEbadhandle) {
+  for (const auto &k : kinds()) {
+    void *h = k.make();
+    ASSERT_NE(h, nullptr) << k.name;
+    ASSERT_MPX_OK(k.destroy.call(h));
+    for (const auto &op : k.ops) {
+      auto o = isolated([&] { return op.call(h); });
+      EXPECT_TRUE(o.completed && o.rc == MPX_EBADHANDLE) << op.fn << " on a destroyed " << k.name << ": " << show(o);
+    }
+  }
+}
+
+TEST(CapiBadHandle, DestroyedHandleStaysInvalidAfterNewObjectsAreCreated) {
+  // Generation check: a new object may reuse the slot, but the old handle must not reach it.
+  mpx_lock *old = mpxt::make_lock().release();
+  ASSERT_MPX_OK(mpx_lock_destroy(old));
+  std::vector<mpxt::LockPtr> fresh_locks;
+  for (int i = 0; i < 64; ++i) fresh_locks.push_back(mpxt::make_lock());
+  EXPECT_MPX(MPX_EBADHANDLE, mpx_lock_acquire(old, 0));
+  EXPECT_MPX(MPX_EBADHANDLE, mpx_lock_release(old));
+  EXPECT_MPX(MPX_EBADHANDLE, mpx_lock_destroy(old));
+  for (auto &l : fresh_locks) {
+    int locked = -1;
+    EXPECT_MPX_OK(mpx_lock_locked(l.get(), &locked));
+    EXPECT_EQ(locked, 0) << "a stale handle touched a new lock";
+  }
+}
+
+TEST(CapiBadHandle, HandleOfTheWrongTypeIsEbadhandle) {
+  auto all = kinds();
+  for (const auto &owner : all) {
+    for (const auto &user : all) {
+      if (std::string(owner.ops.front().fn) == user.ops.front().fn) continue;  // same handle type
+      void *h = owner.make();
+      ASSERT_NE(h, nullptr);
+      for (const auto &op : user.ops) {
+        auto o = isolated([&] { return op.call(h); });
+        EXPECT_TRUE(o.completed && o.rc == MPX_EBADHANDLE)
+            << op.fn << " given a " << owner.name << " handle: " << show(o) << ", expected MPX_EBADHANDLE";
+      }
+      auto o = isolated([&] { return user.destroy.call(h); });
+      EXPECT_TRUE(o.completed && o.rc == MPX_EBADHANDLE)
+          << user.destroy.fn << " given a " << owner.name << " handle: " << show(o);
+      // The real destroy still works: the wrong-type destroy did not consume the handle.
+      EXPECT_MPX(MPX_OK, owner.destroy.call(h)) << owner.name << " after a wrong-type destroy";
+    }
+  }
+}
+
+TEST(CapiBadHandle, LockHandleCastToSemaphoreIsEbadhandleAndLockStillWorks) {
+  auto lock = mpxt::make_lock();
+  auto *sem = reinterpret_cast<mpx_semaphore *>(lock.get());
+  EXPECT_MPX(MPX_EBADHANDLE, mpx_semaphore_acquire(sem, 0));
+  EXPECT_MPX(MPX_EBADHANDLE, mpx_semaphore_release(sem));
+  EXPECT_MPX(MPX_EBADHANDLE, mpx_semaphore_destroy(sem));
+  EXPECT_MPX_OK(mpx_lock_acquire(lock.get(), 0));
+  EXPECT_MPX_OK(mpx_lock_release(lock.get()));
+}
+
+TEST(CapiBadHandle, FabricatedHandleValuesAreEbadhandle) {
+  static unsigned char garbage[256];
+  static unsigned char zeros[256];
+  std::memset(garbage, 0xA5, sizeof garbage);
+  auto real = mpxt::make_lock();
+  const auto real_bits = reinterpret_cast<uintptr_t>(real.get());
+  const std::vector<std::pair<std::string, uintptr_t>> values = {
+      {"0x1", 0x1},
+      {"0x1234", 0x1234},
+      {"0xdeadbeef", 0xdeadbeefu},
+      {"~0", ~uintptr_t{0}},
+      {"~0 - 7", ~uintptr_t{0} - 7},
+      {"INT64_MIN", uintptr_t{1} << 63},
+      {"pointer to 0xA5 bytes", reinterpret_cast<uintptr_t>(garbage)},
+      {"pointer to zero bytes", reinterpret_cast<uintptr_t>(zeros)},
+      {"real handle + 1", real_bits + 1},
+      {"real handle ^ 0x10000", real_bits ^ 0x10000u},
+      {"real handle ^ (1 << 40)", real_bits ^ (uintptr_t{1} << 40)},
+  };
+  for (const auto &k : kinds()) {
+    for (const auto &[label, bits] : values) {
+      void *h = reinterpret_cast<void *>(bits);
+      for (const auto &op : k.ops) {
+        auto o = isolated([&] { return op.call(h); });
+        EXPECT_TRUE(o.completed && o.rc == MPX_EBADHANDLE) << op.fn << "(" << label << ") " << show(o);
+      }
+      auto o = isolated([&] { return k.destroy.call(h); });
+      EXPECT_TRUE(o.completed && o.rc == MPX_EBADHANDLE) << k.destroy.fn << "(" << label << ") " << show(o);
+    }
+  }
+  EXPECT_MPX_OK(mpx_lock_acquire(real.get(), 0));
+  EXPECT_MPX_OK(mpx_lock_release(real.get()));
+}
+
+// ---- scenario 49: wrong sizes -----------------------------------------------------------------
+
+namespace {
+
+template <typename Opts>
+void check_options_init(int (*init)(Opts *, size_t), const char *fn) {
+  SCOPED_TRACE(fn);
+  // Correct size: size set, everything else zero (= default).
+  Opts o;
+  std::memset(&o, 0xCD, sizeof o);
+  ASSERT_MPX_OK(init(&o, sizeof o));
+  EXPECT_EQ(o.size, sizeof o);
+  Opts zero;
+  std::memset(&zero, 0, sizeof zero);
+  zero.size = sizeof zero;
+  EXPECT_EQ(std::memcmp(&o, &zero, sizeof o), 0) << "defaults are all zero";
+  // Wrong sizes: MPX_EINVAL, and nothing written beyond what the caller declared.
+  for (size_t bad : {size_t{0}, size_t{1}, size_t{3}, sizeof(Opts) - 1, sizeof(Opts) + 1, sizeof(Opts) * 2,
+                     SIZE_MAX, SIZE_MAX / 2}) {
+    unsigned char buf[sizeof(Opts) * 4];
+    std::memset(buf, 0xCD, sizeof buf);
+    auto *p = reinterpret_cast<Opts *>(buf);
+    auto out = isolated([&] { return init(p, bad); });
+    EXPECT_TRUE(out.completed && out.rc == MPX_EINVAL) << fn << "(opts, " << bad << ") " << show(out);
+    if (!out.completed) continue;
+    int rc = init(p, bad);  // again in this process, to inspect the buffer
+    if (rc == MPX_EINVAL) {
+      for (size_t i = std::min(bad, sizeof buf); i < sizeof buf; ++i) {
+        ASSERT_EQ(buf[i], 0xCD) << fn << "(opts, " << bad << ") wrote byte " << i;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+TEST(CapiSizes, OptionsInitRejectsWrongStructSize) {
+  check_options_init(mpx_segment_options_init, "mpx_segment_options_init");
+  check_options_init(mpx_lock_options_init, "mpx_lock_options_init");
+  check_options_init(mpx_semaphore_options_init, "mpx_semaphore_options_init");
+  check_options_init(mpx_array_options_init, "mpx_array_options_init");
+}
+
+TEST(CapiSizes, OptionsWithAWrongSizeFieldAreEinval) {
+  for (uint32_t bad : {0u, 1u, 4u, 0xFFFFFFFFu, 0x80000000u}) {
+    SCOPED_TRACE("size field " + std::to_string(bad));
+    {
+      mpx_segment_options o;
+      mpx_segment_options_init(&o, sizeof o);
+      o.size = bad;
+      mpx_segment *s = nullptr;
+      EXPECT_MPX(MPX_EINVAL, mpx_segment_create(&s, 4096, &o));
+      EXPECT_EQ(s, nullptr);
+      mpx_segment_destroy(s);
+    }
+    {
+      mpx_lock_options o;
+      mpx_lock_options_init(&o, sizeof o);
+      o.size = bad;
+      mpx_lock *l = nullptr;
+      EXPECT_MPX(MPX_EINVAL, mpx_lock_create(&l, &o));
+      mpx_lock_destroy(l);
+    }
+    {
+      mpx_semaphore_options o;
+      mpx_semaphore_options_init(&o, sizeof o);
+      o.size = bad;
+      mpx_semaphore *s = nullptr;
+      EXPECT_MPX(MPX_EINVAL, mpx_semaphore_create(&s, 1, &o));
+      mpx_semaphore_destroy(s);
+    }
+    {
+      mpx_array_options o;
+      mpx_array_options_init(&o, sizeof o);
+      o.size = bad;
+      mpx_array *a = nullptr;
+      EXPECT_MPX(MPX_EINVAL, mpx_array_create(&a, 'i', 1, &o));
+      mpx_array_destroy(a);
+    }
+  }
+}
+
+TEST(CapiSizes, OptionsWithUnknownFlagsOrKindsAreEinval) {
+  mpx_lock_options lo;
+  mpx_lock_options_init(&lo, sizeof lo);
+  lo.flags = 0x80000000u;
+  mpx_lock *l = nullptr;
+  EXPECT_MPX(MPX_EINVAL, mpx_lock_create(&l, &lo));
+  mpx_lock_destroy(l);
+
+  mpx_semaphore_options so;
+  mpx_semaphore_options_init(&so, sizeof so);
+  so.flags = 0x100u;
+  mpx_semaphore *s = nullptr;
+  EXPECT_MPX(MPX_EINVAL, mpx_semaphore_create(&s, 1, &so));
+  mpx_semaphore_destroy(s);
+
+  mpx_array_options ao;
+  mpx_array_options_init(&ao, sizeof ao);
+  ao.lock = 7;
+  mpx_array *a = nullptr;
+  EXPECT_MPX(MPX_EINVAL, mpx_array_create(&a, 'i', 1, &ao));
+  mpx_array_destroy(a);
+
+  mpx_segment_options go;
+  mpx_segment_options_init(&go, sizeof go);
+  go.flags = 0x40u;
+  mpx_segment *g = nullptr;
+  EXPECT_MPX(MPX_EINVAL, mpx_segment_create(&g, 4096, &go));
+  mpx_segment_destroy(g);
+}
+
+TEST(CapiSizes, ImpossibleCreateArgumentsAreEinval) {
+  mpx_segment *s = nullptr;
+  EXPECT_MPX(MPX_EINVAL, mpx_segment_create(&s, 0, nullptr));
+  EXPECT_MPX(MPX_EINVAL, mpx_segment_create(&s, SIZE_MAX, nullptr)) << "a 'negative' size";
+  EXPECT_MPX(MPX_EINVAL, mpx_segment_create(&s, static_cast<size_t>(SSIZE_MAX) + 1, nullptr));
+  mpx_array *a = nullptr;
+  EXPECT_MPX(MPX_EINVAL, mpx_array_create(&a, 'i', 0, nullptr));
+  EXPECT_MPX(MPX_EINVAL, mpx_array_create(&a, 'd', SIZE_MAX / 4, nullptr)) << "length * 8 overflows";
+  EXPECT_MPX(MPX_EINVAL, mpx_array_create(&a, 'z', 1, nullptr));
+  EXPECT_MPX(MPX_EINVAL, mpx_array_create(&a, '\0', 1, nullptr));
+  mpx_semaphore *sem = nullptr;
+  EXPECT_MPX(MPX_EINVAL, mpx_semaphore_create(&sem, MPX_SEMAPHORE_VALUE_MAX + 1u, nullptr));
+  EXPECT_MPX(MPX_EINVAL, mpx_semaphore_create(&sem, 0xFFFFFFFFu, nullptr));
+  mpx_barrier *b = nullptr;
+  EXPECT_MPX(MPX_EINVAL, mpx_barrier_create(&b, 0));
+  size_t n = 0;
+  EXPECT_MPX(MPX_EINVAL, mpx_typecode_size('z', &n));
+  EXPECT_MPX(MPX_EINVAL, mpx_typecode_size('\0', &n));
+}
+
+namespace {
+
+// A buffer of exactly `bytes` usable bytes, immediately followed by a PROT_NONE page: reading or
+// writing one byte past it faults.
+class GuardedBuffer {
+ public:
+  explicit GuardedBuffer(size_t bytes) {
+    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    size_t data_pages = (bytes + page_ - 1) / page_ + 1;
+    total_ = (data_pages + 1) * page_;
+    base_ = static_cast<unsigned char *>(mmap(nullptr, total_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    mprotect(base_ + data_pages * page_, page_, PROT_NONE);
+    data_ = base_ + data_pages * page_ - bytes;
+    std::memset(data_, 0x5A, bytes);
+  }
+  ~GuardedBuffer() { munmap(base_, total_); }
+  unsigned char *data() const { return data_; }
+
+ private:
+  size_t page_ = 0, total_ = 0;
+  unsigned char *base_ = nullptr;
+  unsigned char *data_ = nullptr;
+};
+
+}  // namespace
+
+TEST(CapiSizes, ArrayBufferSizesAreCheckedAndNothingIsAccessedPastLen) {
+  auto arr = mpxt::make_array('i', 16);
+  ASSERT_TRUE(arr);
+  mpx_array *a = arr.get();
+  GuardedBuffer g(8);  // room for 2 ints
+  struct Case {
+    const char *what;
+    std::function<int()> call;
+  };
+  std::vector<Case> cases = {
+      {"read 4 ints into 8 bytes", [&] { return mpx_array_read(a, 0, 4, g.data(), 8); }},
+      {"write 4 ints from 8 bytes", [&] { return mpx_array_write(a, 0, 4, g.data(), 8); }},
+      {"read with buf_size > SSIZE_MAX", [&] { return mpx_array_read(a, 0, 1, g.data(), static_cast<size_t>(SSIZE_MAX) + 1); }},
+      {"write with buf_size > SSIZE_MAX", [&] { return mpx_array_write(a, 0, 1, g.data(), static_cast<size_t>(SSIZE_MAX) + 1); }},
+      {"get with out_size 8 for an int", [&] { return mpx_array_get(a, 0, g.data(), 8); }},
+      {"get with out_size 2 for an int", [&] { return mpx_array_get(a, 0, g.data(), 2); }},
+      {"set with in_size 8 for an int", [&] { return mpx_array_set(a, 0, g.data(), 8); }},
+      {"set with in_size 0", [&] { return mpx_array_set(a, 0, g.data(), 0); }},
+      {"get with out_size SIZE_MAX", [&] { return mpx_array_get(a, 0, g.data(), SIZE_MAX); }},
+  };
+  for (const auto &c : cases) {
+    auto o = isolated(c.call);
+    EXPECT_TRUE(o.completed && (o.rc == MPX_EINVAL || o.rc == MPX_ENOBUFS))
+        << c.what << ": " << show(o) << ", expected MPX_EINVAL (or MPX_ENOBUFS)";
+  }
+  // The array was not changed by any rejected write.
+  std::vector<int> all(16, -1);
+  ASSERT_MPX_OK(mpx_array_read(a, 0, 16, all.data(), all.size() * sizeof(int)));
+  for (int v : all) EXPECT_EQ(v, 0);
+}
+
+TEST(CapiSizes, ArrayCountOverflowIsRejected) {
+  auto arr = mpxt::make_array('d', 8);
+  ASSERT_TRUE(arr);
+  mpx_array *a = arr.get();
+  GuardedBuffer g(64);
+  struct Case {
+    const char *what;
+    std::function<int()> call;
+  };
+  std::vector<Case> cases = {
+      {"read start=SIZE_MAX count=2", [&] { return mpx_array_read(a, SIZE_MAX, 2, g.data(), 16); }},
+      {"write start=SIZE_MAX count=2", [&] { return mpx_array_write(a, SIZE_MAX, 2, g.data(), 16); }},
+      {"read start=1 count=SIZE_MAX", [&] { return mpx_array_read(a, 1, SIZE_MAX, g.data(), 64); }},
+      {"write start=1 count=SIZE_MAX", [&] { return mpx_array_write(a, 1, SIZE_MAX, g.data(), 64); }},
+      // count * 8 wraps to 0 or 8: a naive size check would pass.
+      {"read count*size wraps to 0", [&] { return mpx_array_read(a, 0, (SIZE_MAX / 8) + 1, g.data(), 0); }},
+      {"read count*size wraps to 8", [&] { return mpx_array_read(a, 0, (SIZE_MAX / 8) + 2, g.data(), 8); }},
+      {"write count*size wraps to 8", [&] { return mpx_array_write(a, 0, (SIZE_MAX / 8) + 2, g.data(), 8); }},
+      {"read start+count past the end", [&] { return mpx_array_read(a, 7, 2, g.data(), 16); }},
+      {"write start+count past the end", [&] { return mpx_array_write(a, 7, 2, g.data(), 16); }},
+      {"read start past the end", [&] { return mpx_array_read(a, 9, 0, g.data(), 0); }},
+      {"get index == length", [&] { return mpx_array_get(a, 8, g.data(), 8); }},
+      {"get index SIZE_MAX", [&] { return mpx_array_get(a, SIZE_MAX, g.data(), 8); }},
+      {"set index SIZE_MAX", [&] { return mpx_array_set(a, SIZE_MAX, g.data(), 8); }},
+  };
+  for (const auto &c : cases) {
+    auto o = isolated(c.call);
+    EXPECT_TRUE(o.completed && (o.rc == MPX_EINVAL || o.rc == MPX_ERANGE))
+        << c.what << ": " << show(o) << ", expected MPX_EINVAL or MPX_ERANGE";
+  }
+  std::vector<double> all(8, -1.0);
+  ASSERT_MPX_OK(mpx_array_read(a, 0, 8, all.data(), all.size() * sizeof(double)));
+  for (double v : all) EXPECT_EQ(v, 0.0);
+}
+
+TEST(CapiSizes, TokenBufferTooSmallIsEnobufsWithTheNeededSize) {
+  auto lock = mpxt::make_lock();
+  char full[MPX_TOKEN_MAX];
+  size_t full_len = sizeof full;
+  ASSERT_MPX_OK(mpx_lock_token(lock.get(), full, &full_len));
+  ASSERT_GT(full_len, 0u);
+  EXPECT_EQ(std::strlen(full), full_len) << "*len is the length written, without NUL";
+  GuardedBuffer g(4);
+  size_t len = 4;
+  auto o = isolated([&] { size_t l = 4; return mpx_lock_token(lock.get(), reinterpret_cast<char *>(g.data()), &l); });
+  EXPECT_TRUE(o.completed && o.rc == MPX_ENOBUFS) << show(o);
+  EXPECT_MPX(MPX_ENOBUFS, mpx_lock_token(lock.get(), reinterpret_cast<char *>(g.data()), &len));
+  EXPECT_EQ(len, full_len + 1) << "needed size, with the NUL";
+  size_t zero = 0;
+  EXPECT_MPX(MPX_ENOBUFS, mpx_lock_token(lock.get(), nullptr, &zero)) << "a size query with a NULL buffer and len 0";
+  EXPECT_EQ(zero, full_len + 1);
+  size_t exact = full_len;  // no room for the NUL
+  std::vector<char> b(exact);
+  EXPECT_MPX(MPX_ENOBUFS, mpx_lock_token(lock.get(), b.data(), &exact));
+  EXPECT_EQ(exact, full_len + 1);
+}
+
+// ---- scenario 50: extreme timeouts ------------------------------------------------------------
+
+namespace {
+
+constexpr int64_t kHugeTimeouts[] = {INT64_MAX, INT64_MAX - 1, 9223372036855LL /* ms -> ns overflows */,
+                                     18446744073710LL /* ms -> ns overflows uint64 */};
+constexpr int64_t kNegativeTimeouts[] = {-1, -2, -1000, INT64_MIN, INT64_MIN + 1};
+
+// Blocks on `wait(timeout)` while another process does `wake()` after 200 ms; the wait must
+// return MPX_OK after >= 150 ms (a wrapped deadline would return at once with MPX_ETIMEDOUT).
+void expect_blocks_until_woken(const char *what, int64_t timeout, const std::function<int(int64_t)> &wait,
+                               const std::function<void()> &wake) {
+  SCOPED_TRACE(std::string(what) + " timeout " + std::to_string(timeout));
+  mpxt::Child waker = mpxt::Child::fork([&] {
+    mpxt::sleep_ms(200);
+    wake();
+    return 0;
+  });
+  mpxt::Stopwatch sw;
+  int rc = wait(timeout);
+  int64_t ms = sw.ms();
+  EXPECT_MPX(MPX_OK, rc);
+  EXPECT_GE(ms, 150) << "returned before the other process woke it";
+  EXPECT_LE(ms, 200 + 1000);
+  auto st = waker.wait(5000ms);
+  EXPECT_TRUE(st.ok()) << st.describe();
+}
+
+}  // namespace
+
+TEST(CapiTimeouts, HugeAndNegativeTimeoutsBlockOnALockUntilReleased) {
+  auto lock = mpxt::make_lock();
+  std::vector<int64_t> all(std::begin(kHugeTimeouts), std::end(kHugeTimeouts));
+  all.insert(all.end(), std::begin(kNegativeTimeouts), std::end(kNegativeTimeouts));
+  for (int64_t t : all) {
+    ASSERT_MPX_OK(mpx_lock_acquire(lock.get(), 0));
+    // Plain Lock: another process may release it.
+    expect_blocks_until_woken("lock", t, [&](int64_t tt) { return mpx_lock_acquire(lock.get(), tt); },
+                              [&] { CHILD_MPX_OK(mpx_lock_release(lock.get())); });
+    EXPECT_MPX_OK(mpx_lock_release(lock.get()));
+  }
+}
+
+TEST(CapiTimeouts, HugeAndNegativeTimeoutsBlockOnASemaphoreUntilReleased) {
+  auto sem = mpxt::make_semaphore(0);
+  std::vector<int64_t> all(std::begin(kHugeTimeouts), std::end(kHugeTimeouts));
+  all.insert(all.end(), std::begin(kNegativeTimeouts), std::end(kNegativeTimeouts));
+  for (int64_t t : all)
+    expect_blocks_until_woken("semaphore", t, [&](int64_t tt) { return mpx_semaphore_acquire(sem.get(), tt); },
+                              [&] { CHILD_MPX_OK(mpx_semaphore_release(sem.get())); });
+}
+
+TEST(CapiTimeouts, HugeAndNegativeTimeoutsBlockOnAnEventUntilSet) {
+  auto ev = mpxt::make_event();
+  std::vector<int64_t> all(std::begin(kHugeTimeouts), std::end(kHugeTimeouts));
+  all.insert(all.end(), std::begin(kNegativeTimeouts), std::end(kNegativeTimeouts));
+  for (int64_t t : all) {
+    ASSERT_MPX_OK(mpx_event_clear(ev.get()));
+    expect_blocks_until_woken("event", t, [&](int64_t tt) { return mpx_event_wait(ev.get(), tt); },
+                              [&] { CHILD_MPX_OK(mpx_event_set(ev.get())); });
+  }
+}
+
+TEST(CapiTimeouts, HugeAndNegativeTimeoutsBlockOnAConditionUntilNotified) {
+  auto cond = mpxt::make_condition();
+  for (int64_t t : {INT64_MAX, int64_t{-1}, INT64_MIN}) {
+    ASSERT_MPX_OK(mpx_condition_acquire(cond.get(), -1));
+    expect_blocks_until_woken("condition", t, [&](int64_t tt) { return mpx_condition_wait(cond.get(), tt); },
+                              [&] {
+                                CHILD_MPX_OK(mpx_condition_acquire(cond.get(), 5000));
+                                CHILD_MPX_OK(mpx_condition_notify_all(cond.get()));
+                                CHILD_MPX_OK(mpx_condition_release(cond.get()));
+                              });
+    EXPECT_MPX_OK(mpx_condition_release(cond.get()));
+  }
+}
+
+TEST(CapiTimeouts, HugeAndNegativeTimeoutsBlockOnABarrierUntilThePartyArrives) {
+  for (int64_t t : {INT64_MAX, int64_t{9223372036855LL}, int64_t{-1}, INT64_MIN}) {
+    auto bar = mpxt::make_barrier(2);
+    expect_blocks_until_woken("barrier", t, [&](int64_t tt) { return mpx_barrier_wait(bar.get(), tt, nullptr); },
+                              [&] { CHILD_MPX_OK(mpx_barrier_wait(bar.get(), 5000, nullptr)); });
+  }
+}
+
+TEST(CapiTimeouts, ZeroTimeoutTriesOnceAndReturnsAtOnce) {
+  auto lock = mpxt::make_lock();
+  ASSERT_MPX_OK(mpx_lock_acquire(lock.get(), 0));
+  mpxt::Stopwatch sw;
+  EXPECT_MPX(MPX_ETIMEDOUT, mpx_lock_acquire(lock.get(), 0));
+  auto sem = mpxt::make_semaphore(0);
+  EXPECT_MPX(MPX_ETIMEDOUT, mpx_semaphore_acquire(sem.get(), 0));
+  auto ev = mpxt::make_event();
+  EXPECT_MPX(MPX_ETIMEDOUT, mpx_event_wait(ev.get(), 0));
+  EXPECT_LT(sw.ms(), 20);
+  EXPECT_MPX_OK(mpx_lock_release(lock.get()));
+}
+
+// ---- scenario 48: destroy while another thread is blocked on the same handle -------------------
+
+namespace {
+
+// `block` runs in a thread and must return MPX_ECLOSED soon after `destroy` runs in this one.
+void expect_destroy_wakes_blocked_thread(const char *what, const std::function<int()> &block,
+                                         const std::function<int()> &destroy) {
+  SCOPED_TRACE(what);
+  std::atomic<int> rc{INT_MIN};
+  std::atomic<int64_t> returned_at{-1};
+  mpxt::Stopwatch sw;
+  std::thread t([&] {
+    rc = block();
+    returned_at = sw.ms();
+  });
+  mpxt::sleep_ms(150);  // let it block
+  EXPECT_EQ(returned_at.load(), -1) << what << " did not block (returned " << mpxt::code_str(rc.load()) << ")";
+  int64_t destroyed_at = sw.ms();
+  int drc = destroy();
+  EXPECT_MPX(MPX_OK, drc) << "destroy";
+  for (int i = 0; i < 200 && returned_at.load() < 0; ++i) mpxt::sleep_ms(10);
+  if (returned_at.load() < 0) {
+    ADD_FAILURE() << what << " still blocked 2 s after destroy; the test process will be killed by ctest";
+    t.detach();
+    std::fflush(nullptr);
+    _exit(1);  // cannot join a thread that never returns
+  }
+  t.join();
+  EXPECT_MPX(MPX_ECLOSED, rc.load());
+  EXPECT_LE(returned_at.load() - destroyed_at, 200) << "woke too slowly after destroy";
+}
+
+}  // namespace
+
+TEST(CapiDestroyWhileBlocked, LockAcquireReturnsEclosed) {
+  auto holder = mpxt::make_lock();
+  std::string tok = mpxt::token_of(mpx_lock_token, holder.get());
+  mpx_lock *h = nullptr;
+  ASSERT_MPX_OK(mpx_lock_attach(&h, tok.c_str()));
+  ASSERT_MPX_OK(mpx_lock_acquire(holder.get(), 0));
+  expect_destroy_wakes_blocked_thread("mpx_lock_acquire", [&] { return mpx_lock_acquire(h, -1); },
+                                      [&] { return mpx_lock_destroy(h); });
+  EXPECT_MPX(MPX_EBADHANDLE, mpx_lock_acquire(h, 0));
+  EXPECT_MPX_OK(mpx_lock_release(holder.get()));
+  EXPECT_MPX_OK(mpx_lock_acquire(holder.get(), 0)) << "the lock itself is intact";
+  EXPECT_MPX_OK(mpx_lock_release(holder.get()));
+}
+
+TEST(CapiDestroyWhileBlocked, TimedLockAcquireReturnsEclosed) {
+  auto holder = mpxt::make_lock(true);
+  std::string tok = mpxt::token_of(mpx_lock_token, holder.get());
+  mpx_lock *h = nullptr;
+  ASSERT_MPX_OK(mpx_lock_attach(&h, tok.c_str()));
+  mpxt::Child owner = mpxt::Child::fork([&] {
+    CHILD_MPX_OK(mpx_lock_acquire(holder.get(), 0));
+    mpxt::sleep_ms(5000);
+    return 0;
+  });
+  mpxt::sleep_ms(100);
+  expect_destroy_wakes_blocked_thread("mpx_lock_acquire(10 s) on an RLock", [&] { return mpx_lock_acquire(h, 10000); },
+                                      [&] { return mpx_lock_destroy(h); });
+  owner.kill_and_wait(SIGKILL);
+}
+
+TEST(CapiDestroyWhileBlocked, SemaphoreAcquireReturnsEclosed) {
+  mpx_semaphore *s = mpxt::make_semaphore(0).release();
+  expect_destroy_wakes_blocked_thread("mpx_semaphore_acquire", [&] { return mpx_semaphore_acquire(s, -1); },
+                                      [&] { return mpx_semaphore_destroy(s); });
+}
+
+TEST(CapiDestroyWhileBlocked, EventWaitReturnsEclosed) {
+  mpx_event *e = mpxt::make_event().release();
+  expect_destroy_wakes_blocked_thread("mpx_event_wait", [&] { return mpx_event_wait(e, -1); },
+                                      [&] { return mpx_event_destroy(e); });
+}
+
+TEST(CapiDestroyWhileBlocked, ConditionWaitReturnsEclosed) {
+  mpx_condition *c = mpxt::make_condition().release();
+  expect_destroy_wakes_blocked_thread(
+      "mpx_condition_wait",
+      [&] {
+        int rc = mpx_condition_acquire(c, -1);
+        if (rc != MPX_OK) return rc;
+        return mpx_condition_wait(c, -1);
+      },
+      [&] { return mpx_condition_destroy(c); });
+}
+
+TEST(CapiDestroyWhileBlocked, BarrierWaitReturnsEclosed) {
+  mpx_barrier *b = mpxt::make_barrier(2).release();
+  expect_destroy_wakes_blocked_thread("mpx_barrier_wait", [&] { return mpx_barrier_wait(b, -1, nullptr); },
+                                      [&] { return mpx_barrier_destroy(b); });
+}
+
+TEST(CapiDestroyWhileBlocked, OtherHandlesToTheSameObjectKeepWorking) {
+  auto ev = mpxt::make_event();
+  std::string tok = mpxt::token_of(mpx_event_token, ev.get());
+  mpx_event *h = nullptr;
+  ASSERT_MPX_OK(mpx_event_attach(&h, tok.c_str()));
+  expect_destroy_wakes_blocked_thread("mpx_event_wait on a second handle", [&] { return mpx_event_wait(h, -1); },
+                                      [&] { return mpx_event_destroy(h); });
+  // A waiter on the surviving handle is woken by a set from another process.
+  mpxt::Child setter = mpxt::Child::fork([&] {
+    mpxt::sleep_ms(50);
+    CHILD_MPX_OK(mpx_event_set(ev.get()));
+    return 0;
+  });
+  EXPECT_MPX_OK(mpx_event_wait(ev.get(), 5000));
+  EXPECT_TRUE(setter.wait().ok());
+}
