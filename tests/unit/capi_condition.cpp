@@ -116,10 +116,7 @@ TEST(ConditionWait, TimesOutWithTheLockHeldAgain) {
   mpxt::LockPtr guard(l);
   ASSERT_MPX_OK(mpx_condition_acquire(c.get(), 0));
   for (int64_t t : {0, 10, 100}) {
-    mpxt::Stopwatch sw;
-    EXPECT_MPX(MPX_ETIMEDOUT, mpx_condition_wait(c.get(), t));
-    EXPECT_GE(sw.ms_f(), static_cast<double>(t));
-    EXPECT_LE(sw.ms_f(), static_cast<double>(t + mpxt::kSlackMs));
+    EXPECT_TRUE(mpxt::TimesOutWithin(t, [&] { return mpx_condition_wait(c.get(), t); })) << "timeout " << t;
     int owned = -1;
     EXPECT_MPX_OK(mpx_lock_is_owned(l, &owned));
     EXPECT_EQ(owned, 1) << "the lock is held again after a timed-out wait";
@@ -208,6 +205,85 @@ TEST(ConditionNotify, NotifyAllWakesEveryWaiter) {
   for (auto &k : kids) EXPECT_TRUE(k.wait().ok());
   EXPECT_EQ(b->woken.load(), 6);
   EXPECT_EQ(b->errors.load(), 0);
+}
+
+TEST(ConditionNotify, EachNotificationGoesToTheLongestWaitingWaiter) {
+  auto c = mpxt::make_condition();
+  struct Order {
+    std::atomic<int> waiting;
+    std::atomic<int> next;
+    std::atomic<int> woke_as[6];
+  };
+  mpxt::Shared<Order> order;
+  std::vector<mpxt::Child> kids;
+  for (int i = 0; i < 6; ++i) {
+    kids.push_back(mpxt::Child::fork([&, i] {
+      CHILD_MPX_OK(mpx_condition_acquire(c.get(), 5000));
+      order->waiting.fetch_add(1);
+      CHILD_MPX_OK(mpx_condition_wait(c.get(), 10000));
+      order->woke_as[i].store(order->next.fetch_add(1));
+      CHILD_MPX_OK(mpx_condition_release(c.get()));
+      return 0;
+    }));
+    // Waiter i is inside wait before waiter i+1 starts.
+    mpxt::Stopwatch sw;
+    for (;;) {
+      ASSERT_MPX_OK(mpx_condition_acquire(c.get(), 5000));
+      int w = order->waiting.load();
+      ASSERT_MPX_OK(mpx_condition_release(c.get()));
+      if (w == i + 1) break;
+      ASSERT_LT(sw.ms(), 5000);
+      mpxt::sleep_ms(2);
+    }
+  }
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_MPX_OK(mpx_condition_acquire(c.get(), 5000));
+    ASSERT_MPX_OK(mpx_condition_notify(c.get(), 1));
+    ASSERT_MPX_OK(mpx_condition_release(c.get()));
+    mpxt::Stopwatch sw;
+    while (order->next.load() < i + 1 && sw.ms() < 5000) mpxt::sleep_ms(1);
+  }
+  for (auto &k : kids) EXPECT_TRUE(k.wait().ok());
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(order->woke_as[i].load(), i) << "waiter " << i << " (FIFO)";
+}
+
+TEST(ConditionWait, BeyondTheDocumentedWaiterLimitIsEagain) {
+  // sync.h: at most 256 threads wait on one condition at once (MPX_EAGAIN beyond).
+  constexpr int kLimit = 256;
+  auto c = mpxt::make_condition();
+  std::atomic<int> waiting{0}, notified{0}, other{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < kLimit; ++i)
+    ts.emplace_back([&] {
+      if (mpx_condition_acquire(c.get(), 10000) != MPX_OK) {
+        ++other;
+        return;
+      }
+      ++waiting;
+      int rc = mpx_condition_wait(c.get(), 20000);
+      if (rc == MPX_OK) ++notified; else ++other;
+      mpx_condition_release(c.get());
+    });
+  mpxt::Stopwatch sw;
+  for (;;) {
+    ASSERT_MPX_OK(mpx_condition_acquire(c.get(), 10000));
+    if (waiting.load() == kLimit) break;  // all of them are inside wait, we hold the lock
+    ASSERT_MPX_OK(mpx_condition_release(c.get()));
+    ASSERT_LT(sw.ms(), 20000);
+    mpxt::sleep_ms(5);
+  }
+  EXPECT_MPX(MPX_EAGAIN, mpx_condition_wait(c.get(), 100)) << "waiter number 257";
+  int owned = -1;
+  mpx_lock *l = nullptr;
+  ASSERT_MPX_OK(mpx_condition_lock(c.get(), &l));
+  EXPECT_MPX_OK(mpx_lock_is_owned(l, &owned));
+  EXPECT_EQ(owned, 1) << "the lock is still held after MPX_EAGAIN";
+  mpx_lock_destroy(l);
+  EXPECT_MPX_OK(mpx_condition_notify_all(c.get()));
+  EXPECT_MPX_OK(mpx_condition_release(c.get()));
+  for (auto &t : ts) t.join();
+  EXPECT_EQ(notified.load(), kLimit);
+  EXPECT_EQ(other.load(), 0);
 }
 
 // ---- scenario 26: a waiter killed inside wait --------------------------------------------------

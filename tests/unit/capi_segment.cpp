@@ -820,3 +820,37 @@ TEST(SegmentReclaim, UntrackedWithoutANameIsHarmless) {
   EXPECT_TRUE(rc == MPX_OK || rc == MPX_EINVAL) << mpxt::code_str(rc);
   mpx_segment_destroy(s);
 }
+
+TEST(SegmentReclaim, ReclaimNeverRemovesANewerSegmentOfTheSameName) {
+  // A creator unlinks its name, someone else creates the same name, then the first creator
+  // dies: the newer segment is not the one it created and must stay.
+  std::string name = mpxt::unique_name("reused");
+  ShmNameGuard guard{name};
+  mpxt::Rendezvous unlinked;
+  mpxt::SharedScratch go(sizeof(std::atomic<int>));
+  auto *go_flag = new (go.data()) std::atomic<int>(0);
+  mpxt::Child first = mpxt::Child::fork([&] {
+    mpx_segment_options o;
+    mpx_segment_options_init(&o, sizeof o);
+    o.name = name.c_str();
+    mpx_segment *s = nullptr;
+    CHILD_MPX_OK(mpx_segment_create(&s, 4096, &o));
+    CHILD_MPX_OK(mpx_segment_unlink(s));
+    unlinked.notify();
+    while (go_flag->load() == 0) mpxt::sleep_ms(1);
+    return 0;  // exits holding its (now nameless) segment
+  });
+  ASSERT_TRUE(unlinked.wait());
+  mpx_segment_options o;
+  mpx_segment_options_init(&o, sizeof o);
+  o.name = name.c_str();
+  o.flags = MPX_SEGMENT_UNTRACKED;
+  mpx_segment *mine = nullptr;
+  ASSERT_MPX_OK(mpx_segment_create(&mine, 4096, &o));
+  go_flag->store(1);
+  EXPECT_TRUE(first.wait().ok());
+  mpxt::sleep_ms(2000);
+  EXPECT_TRUE(shm_exists(name)) << "the tracker removed a segment its dead creator did not create";
+  EXPECT_MPX_OK(mpx_segment_unlink(mine));
+  EXPECT_MPX_OK(mpx_segment_destroy(mine));
+}

@@ -2,8 +2,12 @@
 // included) and threads are counted before and after each test; a difference fails the test.
 // It is installed automatically in every test binary that links the support library.
 //
-// Environment: MPX_TEST_LEAK_CHECK=0 turns it off; MPX_TEST_SHM_CHECK=0 ignores /dev/shm
-// (useful when unrelated programs create shared memory while tests run in parallel).
+// /dev/shm is shared by every process, so when tests run in parallel (ctest -j) an entry that
+// appeared is only counted as ours if it is not another test's mpxt::unique_name, is not held
+// by an unrelated process, and is still there after ~7 s (mpx's tracker removes the names of
+// exited creators within 5 s). Other differences get 1 s to settle (children being reaped).
+//
+// Environment: MPX_TEST_LEAK_CHECK=0 turns it off; MPX_TEST_SHM_CHECK=0 ignores /dev/shm.
 #pragma once
 
 #include <set>
@@ -29,6 +33,8 @@ std::string leak_report(const ResourceSnapshot &before, const ResourceSnapshot &
 int count_fds();
 /** Names in /dev/shm. */
 std::set<std::string> shm_entries();
+/** A /dev/shm name that is not this test's: another test's unique_name, or held by an unrelated process. */
+bool foreign_shm(const std::string &name);
 /** Threads of this process. */
 int count_threads();
 

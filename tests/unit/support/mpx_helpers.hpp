@@ -36,6 +36,33 @@ inline ::testing::AssertionResult MpxCodeIn2(const char *, const char *, const c
                                        << detail << "\"";
 }
 
+/**
+ * A timed call that must fail with `expected` (usually MPX_ETIMEDOUT) after at least `timeout_ms`
+ * and at most `timeout_ms + slack_ms`. Returning early, or with another code, fails at once;
+ * returning late is retried (up to `attempts` times) so that a loaded machine's scheduling delay
+ * is not mistaken for a late timeout, while an implementation that is always late still fails.
+ */
+template <typename F>
+::testing::AssertionResult TimesOutWithin(int64_t timeout_ms, F &&call, int expected = MPX_ETIMEDOUT,
+                                          int64_t slack_ms = kSlackMs, int attempts = 3) {
+  std::string late;
+  for (int i = 0; i < attempts; ++i) {
+    Stopwatch sw;
+    const int rc = call();
+    const double ms = sw.ms_f();
+    if (rc != expected)
+      return ::testing::AssertionFailure() << "returned " << code_str(rc) << ", expected " << code_str(expected)
+                                           << " (" << mpx_last_error_message() << ")";
+    if (ms < static_cast<double>(timeout_ms))
+      return ::testing::AssertionFailure() << "returned after " << ms << " ms, before its " << timeout_ms
+                                           << " ms timeout";
+    if (ms <= static_cast<double>(timeout_ms + slack_ms)) return ::testing::AssertionSuccess();
+    late += (late.empty() ? "" : ", ") + std::to_string(ms);
+  }
+  return ::testing::AssertionFailure() << "a " << timeout_ms << " ms timeout took " << late << " ms (allowed "
+                                       << timeout_ms + slack_ms << ")";
+}
+
 // mpx_*_destroy as a deleter.
 template <typename T, int (*Destroy)(T *)>
 struct Destroyer {
