@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 tools/install-deps.sh
 jobs=$(nproc)
 status=0
+passed=0
+failed=0
+# Each suite (a preset's ctest, one Python's run) counts once in the closing line.
+suite() { if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); status=1; fi; }
 
 for preset in ${MPX_TEST_PRESETS:-default asan}; do
   echo "=== C++ tests: preset $preset"
@@ -14,24 +18,25 @@ for preset in ${MPX_TEST_PRESETS:-default asan}; do
   cmake --build --preset "$preset" -j"$jobs"
   # Serial: the leak checks count /dev/shm entries, fds and children, which tests running
   # side by side would blur.
-  ctest --preset "$preset" || status=1
+  suite ctest --preset "$preset"
 done
 
 echo "=== Python tests"
 export MPX_LIBRARY="$PWD/build/default/src/libmpx.so.0"
 export PYTHONPATH="$PWD/bindings/python${PYTHONPATH:+:$PYTHONPATH}"
 if [ -d tests/python ]; then
-  /usr/bin/python3 -m pytest -q tests/python || status=1
+  suite /usr/bin/python3 -m pytest -q tests/python
   for py in /root/.pyenv/versions/3.12*/bin/python3 /root/.pyenv/versions/3.13*/bin/python3; do
     [ -x "$py" ] || continue
     echo "--- $("$py" --version) (unittest)"
-    "$py" -m unittest discover -s tests/python -t . -q || status=1
+    suite "$py" -m unittest discover -s tests/python -q
   done
 fi
 
 if [ -d tests/node ] && [ -f tests/node/package.json ]; then
   echo "=== Node tests"
-  (cd tests/node && npm test) || status=1
+  suite bash -c 'cd tests/node && npm test'
 fi
 
+echo "test suites: $passed passed, $failed failed"
 exit $status
