@@ -38,5 +38,5 @@ if [ -d tests/node ] && [ -f tests/node/package.json ]; then
   suite bash -c 'cd tests/node && npm test'
 fi
 
-echo "test suites: $passed passed, $failed failed"
+echo "suites: $passed passed, $failed failed"
 exit $status
