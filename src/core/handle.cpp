@@ -16,7 +16,7 @@ namespace detail {
 
 std::atomic<Slot *> g_chunks[kMaxChunks];
 bool g_asymmetric_fence = false;
-thread_local ThreadRecord *t_record __attribute__((tls_model("initial-exec"))) = nullptr;
+__thread ThreadRecord *t_record __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
 

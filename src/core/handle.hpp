@@ -63,7 +63,8 @@ struct ThreadRecord {
   ThreadRecord *next = nullptr;
 };
 
-extern thread_local ThreadRecord *t_record __attribute__((tls_model("initial-exec")));
+// __thread, not thread_local: no TLS wrapper call on the hot path (it is constant-initialised).
+extern __thread ThreadRecord *t_record __attribute__((tls_model("initial-exec")));
 ThreadRecord *register_thread() noexcept;
 // Out-of-line, cold failure paths of Pinned::pin.
 [[gnu::cold]] Status bad_handle(const void *h, HandleType want) noexcept;

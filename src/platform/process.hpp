@@ -10,7 +10,7 @@ namespace mpx::platform {
 
 namespace detail {
 extern std::atomic<uint32_t> g_pid;
-extern thread_local uint32_t t_tid __attribute__((tls_model("initial-exec")));
+extern __thread uint32_t t_tid __attribute__((tls_model("initial-exec")));  // no TLS wrapper call
 uint32_t fetch_pid() noexcept;
 uint32_t fetch_tid() noexcept;
 }  // namespace detail

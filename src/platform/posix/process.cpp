@@ -19,7 +19,7 @@ namespace mpx::platform {
 namespace detail {
 std::atomic<uint32_t> g_pid{0};
 // initial-exec: a plain %fs-relative load, no __tls_get_addr on the lock fast path.
-thread_local uint32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
+__thread uint32_t t_tid __attribute__((tls_model("initial-exec"))) = 0;
 
 uint32_t fetch_pid() noexcept {
   const uint32_t pid = uint32_t(getpid());
