@@ -22,28 +22,8 @@ namespace {
 
 constexpr size_t kHeaderBytes = 16;
 
-struct Outcome {
-  bool completed = false;
-  int rc = INT_MIN;
-  std::string how;
-};
-
-Outcome isolated(const std::function<int()> &fn, Millis deadline = 3000ms) {
-  mpxt::Shared<std::atomic<int>> rc(INT_MIN);
-  mpxt::Shared<std::atomic<int>> done(0);
-  auto st = mpxt::run_in_child(
-      [&] {
-        rc->store(fn());
-        done->store(1);
-        return 0;
-      },
-      deadline);
-  Outcome o;
-  o.completed = st.ok() && done->load() == 1;
-  o.rc = rc->load();
-  if (!o.completed) o.how = st.describe();
-  return o;
-}
+using mpxt::Outcome;
+using mpxt::isolated;
 
 std::string show(const Outcome &o) {
   return o.completed ? "returned " + mpxt::code_str(o.rc) : "did not return: " + o.how;

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <climits>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -170,6 +173,32 @@ inline void mpx_warmup() {
 }
 
 inline const bool kWarmupRegistered = register_warmup(&mpx_warmup);
+
+// ---- running one call in isolation ---------------------------------------------------------
+
+// What one call did when run in a child with a deadline: returned (rc), or crashed or hung (how).
+struct Outcome {
+  bool completed = false;
+  int rc = INT_MIN;
+  std::string how;  // description when not completed
+};
+
+inline Outcome isolated(const std::function<int()> &fn, Millis deadline = Millis(3000)) {
+  Shared<std::atomic<int>> rc(INT_MIN);
+  Shared<std::atomic<int>> done(0);
+  auto st = run_in_child(
+      [&] {
+        rc->store(fn());
+        done->store(1);
+        return 0;
+      },
+      deadline);
+  Outcome o;
+  o.completed = st.ok() && done->load() == 1;
+  o.rc = rc->load();
+  if (!o.completed) o.how = st.describe();
+  return o;
+}
 
 }  // namespace mpxt
 
