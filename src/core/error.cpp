@@ -14,8 +14,6 @@ void set_message(const char *msg) noexcept {
   t_message[sizeof t_message - 1] = '\0';
 }
 
-void clear_message() noexcept { t_message[0] = '\0'; }
-
 const char *message() noexcept { return t_message; }
 
 }  // namespace detail

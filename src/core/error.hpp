@@ -13,7 +13,6 @@ using Status = int;  // MPX_OK or a negative MPX_E* code
 
 namespace detail {
 void set_message(const char *msg) noexcept;
-void clear_message() noexcept;
 const char *message() noexcept;
 }  // namespace detail
 

@@ -121,10 +121,6 @@ Status Placement::attach(const char *token, ObjType type, size_t min_body, Place
   return validate(std::move(seg), t.offset, type, min_body, out);
 }
 
-Status Placement::sibling(uint64_t offset, ObjType type, size_t min_body, Placement *out) const {
-  return validate(seg_, offset, type, min_body, out);
-}
-
 Status Placement::corrupt() const noexcept {
   return fail(MPX_ECORRUPT, "shared {} at offset {} failed validation (header or state overwritten)",
               obj_type_name(ObjType(expected_.type)), offset_);

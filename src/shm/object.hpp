@@ -43,8 +43,6 @@ class Placement {
   void publish();
   // Attach the object a token names, checking type and that at least min_body bytes exist.
   static Status attach(const char *token, ObjType type, size_t min_body, Placement *out);
-  // Another object of the same segment (for objects embedded in others, e.g. an array's lock).
-  Status sibling(uint64_t offset, ObjType type, size_t min_body, Placement *out) const;
 
   template <typename T>
   T *body() const {
