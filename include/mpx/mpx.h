@@ -9,5 +9,6 @@
 #include "mpx/segment.h"
 #include "mpx/sync.h"
 #include "mpx/array.h"
+#include "mpx/process.h"
 
 #endif /* MPX_MPX_H */
