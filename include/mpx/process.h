@@ -61,9 +61,10 @@ typedef struct mpx_process_options {
   mpx_entry_fn entry_fn; /**< fork only: an entry by pointer instead of by name */
   const void *payload;   /**< bytes for the entry, copied at start */
   size_t payload_size;
-  /* descriptors handed to the child: fork - inherited as they are; forkserver and spawn -
-     they appear in the child as descriptors 3, 4, ... in this order; every other
-     descriptor above 2 is closed in those children */
+  /* descriptors handed to the child: fork - inherited under the same numbers; spawn - they
+     become 3, 4, ... in this order, and every other descriptor above 2 is closed; forkserver -
+     sent over a socket, under new numbers. In every case mpx_handed_fds lists them in the
+     child. */
   const int *fds;
   size_t fd_count;
   /* spawn. The child's environment also carries its mpx identity (MPX_PARENT_PID,
@@ -192,7 +193,10 @@ MPX_API int mpx_register(const char *name, mpx_entry_fn fn);
  */
 MPX_API int mpx_forkserver_start(void);
 
-/** Stop the forkserver; its running children go on, their objects still work. */
+/**
+ * Stop the forkserver (it is started again on next use). Its daemon children are killed;
+ * the others go on, but their exit codes are lost (they read as 255).
+ */
 MPX_API int mpx_forkserver_stop(void);
 
 /** *pid = the forkserver's pid, 0 when it is not running. */
@@ -221,6 +225,12 @@ MPX_API int mpx_current_daemon(int *daemon);
 
 /** The pid of the process that started this one through mpx; 0 if none. */
 MPX_API int mpx_parent_pid(int64_t *pid);
+
+/**
+ * The descriptors the parent handed this process (mpx_process_options.fds), in order.
+ * *count in = capacity of fds, out = number written; MPX_ENOBUFS with the number needed.
+ */
+MPX_API int mpx_handed_fds(int *fds, size_t *count);
 
 /** Length of the process-wide authkey. */
 #define MPX_AUTHKEY_SIZE 32

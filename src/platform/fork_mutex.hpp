@@ -10,7 +10,15 @@ namespace mpx::platform {
 
 class ForkMutex {
  public:
-  enum Rank { kArena = 10, kSegmentCache = 20, kHandleTable = 30, kTracker = 40 };
+  enum Rank {
+    kArena = 10,
+    kSegmentCache = 20,
+    kHandleTable = 30,
+    kTracker = 40,
+    kProcess = 50,
+    kProcessRegistry = 51,
+    kProcessEntries = 52
+  };
   ForkMutex(Rank rank, bool recursive = false) noexcept;
   ForkMutex(const ForkMutex &) = delete;
   ForkMutex &operator=(const ForkMutex &) = delete;
