@@ -212,8 +212,8 @@ Status Process::adopt(pid_t pid) {
 void Process::finish(int code) {
   state_ = ended;
   exitcode_ = code;
-  close_fd(child_.chan);
-  // The pidfd stays open as the sentinel: a caller may still be polling it.
+  // The pidfd and the channel stay open until the object goes: another thread may be
+  // polling them (the sentinel), and a closed number could be reused under it.
 }
 
 Status Process::poll_locked(bool *ended_out) {
@@ -223,7 +223,7 @@ Status Process::poll_locked(bool *ended_out) {
     *ended_out = true;
     return MPX_OK;
   }
-  if (child_.chan >= 0) {
+  if (child_.chan >= 0 && !server_lost_) {
     int32_t msg[2];
     const ssize_t n = recv(child_.chan, msg, sizeof msg, MSG_DONTWAIT | MSG_PEEK);
     if (n == sizeof msg) {
@@ -234,7 +234,7 @@ Status Process::poll_locked(bool *ended_out) {
     }
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return MPX_OK;  // still running
     // The forkserver went away without telling: watch the pid itself from now on.
-    close_fd(child_.chan);
+    server_lost_ = true;
     if (child_.pidfd < 0) {
       finish(255);
       *ended_out = true;
@@ -277,7 +277,7 @@ Status Process::join(int64_t timeout_ms) {
         wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (wake_fd_ < 0) return fail_errno("eventfd");
       }
-      fds[0] = child_.chan >= 0 ? child_.chan : child_.pidfd;
+      fds[0] = child_.chan >= 0 && !server_lost_ ? child_.chan : child_.pidfd;
       fds[1] = wake_fd_;
     }
     int wait_ms = -1;

@@ -96,6 +96,7 @@ class Process : public Object {
   enum { created, running, ended } state_ = created;
   Child child_;
   int exitcode_ = 0;
+  bool server_lost_ = false;  // the forkserver died before reporting the exit status
   int wake_fd_ = -1;
   int stdio_[3] = {-1, -1, -1};
 };
