@@ -73,6 +73,19 @@ MPX_BARRIER_HOLD = 0x1
 MPX_ARRAY_LOCK_RLOCK = 0
 MPX_ARRAY_LOCK_LOCK = 1
 MPX_ARRAY_LOCK_NONE = 2
+MPX_START_DEFAULT = 0
+MPX_START_FORK = 1
+MPX_START_FORKSERVER = 2
+MPX_START_SPAWN = 3
+MPX_STDIO_INHERIT = 0
+MPX_STDIO_PIPE = 1
+MPX_STDIO_NULL = 2
+MPX_STDIO_FILE = 3
+MPX_STDIO_FD = 4
+MPX_ENV_INHERIT = 0
+MPX_ENV_REPLACE = 1
+MPX_ENV_EXTEND = 2
+MPX_AUTHKEY_SIZE = 32
 INT64_MAX = (1 << 63) - 1
 
 OK = 0
@@ -133,6 +146,21 @@ class SemaphoreOptions(ctypes.Structure):
 
 class ArrayOptions(ctypes.Structure):
     _fields_ = [("size", c_uint32), ("lock", c_uint32)]
+
+
+class Stdio(ctypes.Structure):
+    _fields_ = [("mode", c_uint32), ("fd", c_int), ("path", c_char_p)]
+
+
+class ProcessOptions(ctypes.Structure):
+    _fields_ = [
+        ("size", c_uint32), ("method", c_uint32), ("name", c_char_p), ("daemon", c_int),
+        ("fn", c_void_p), ("arg", c_void_p), ("entry", c_char_p), ("entry_fn", c_void_p),
+        ("payload", c_void_p), ("payload_size", c_size_t),
+        ("fds", P(c_int)), ("fd_count", c_size_t),
+        ("file", c_char_p), ("argv", P(c_char_p)), ("env", P(c_char_p)), ("env_mode", c_uint32),
+        ("cwd", c_char_p), ("stdio", Stdio * 3),
+    ]
 
 
 # ---- prototypes ------------------------------------------------------------------------
@@ -236,6 +264,44 @@ _PROTOTYPES = {
     "mpx_array_token": (c_int, [_H, c_char_p, _S]),
 }
 
+# process.h. Loaded apart from the rest so that a library built before the process API
+# still imports (mpx.process then raises ImportError); HAVE_PROCESS says which.
+_PROCESS_PROTOTYPES = {
+    "mpx_process_options_init": (c_int, [P(ProcessOptions), c_size_t]),
+    "mpx_process_create": (c_int, [_PH, P(ProcessOptions)]),
+    "mpx_process_start": (c_int, [_H]),
+    "mpx_process_join": (c_int, [_H, c_int64]),
+    "mpx_process_is_alive": (c_int, [_H, P(c_int)]),
+    "mpx_process_exitcode": (c_int, [_H, P(c_int)]),
+    "mpx_process_signal": (c_int, [_H, c_int]),
+    "mpx_process_terminate": (c_int, [_H]),
+    "mpx_process_kill": (c_int, [_H]),
+    "mpx_process_interrupt": (c_int, [_H]),
+    "mpx_process_pid": (c_int, [_H, P(c_int64)]),
+    "mpx_process_name": (c_int, [_H, c_char_p, _S]),
+    "mpx_process_set_name": (c_int, [_H, c_char_p]),
+    "mpx_process_daemon": (c_int, [_H, P(c_int)]),
+    "mpx_process_set_daemon": (c_int, [_H, c_int]),
+    "mpx_process_sentinel": (c_int, [_H, P(c_int)]),
+    "mpx_process_stdio": (c_int, [_H, c_int, P(c_int)]),
+    "mpx_process_close_stdio": (c_int, [_H, c_int]),
+    "mpx_process_close": (c_int, [_H]),
+    "mpx_process_destroy": (c_int, [_H]),
+    "mpx_process_adopt": (c_int, [_PH, c_int64, P(ProcessOptions)]),
+    "mpx_process_after_fork": (c_int, [P(ProcessOptions), c_int64]),
+    "mpx_forkserver_start": (c_int, []),
+    "mpx_forkserver_stop": (c_int, []),
+    "mpx_forkserver_pid": (c_int, [P(c_int64)]),
+    "mpx_active_children": (c_int, [_PH, _S]),
+    "mpx_cpu_count": (c_int, [P(c_int)]),
+    "mpx_current_name": (c_int, [c_char_p, _S]),
+    "mpx_set_current_name": (c_int, [c_char_p]),
+    "mpx_current_daemon": (c_int, [P(c_int)]),
+    "mpx_parent_pid": (c_int, [P(c_int64)]),
+    "mpx_authkey": (c_int, [c_char_p, _S]),
+    "mpx_set_authkey": (c_int, [c_char_p, c_size_t]),
+}
+
 
 class _Functions:
     """Namespace of typed C functions: ``C.mpx_lock_create(...)``."""
@@ -244,6 +310,17 @@ class _Functions:
 C = _Functions()
 for _name, (_restype, _argtypes) in _PROTOTYPES.items():
     _f = lib[_name]
+    _f.restype = _restype
+    _f.argtypes = _argtypes
+    setattr(C, _name, _f)
+
+HAVE_PROCESS = True
+for _name, (_restype, _argtypes) in _PROCESS_PROTOTYPES.items():
+    try:
+        _f = lib[_name]
+    except AttributeError:
+        HAVE_PROCESS = False
+        continue
     _f.restype = _restype
     _f.argtypes = _argtypes
     setattr(C, _name, _f)

@@ -1,0 +1,270 @@
+"""The forkserver: a single-threaded Python process that forks the children of the
+forkserver start method.
+
+It is started once per client process, as a spawned interpreter (``main()`` below), gets the
+client's preparation data and imports the main module once (as multiprocessing's preload of
+``__main__``: children do not run it again), then serves requests on a SOCK_SEQPACKET
+control socket. A request carries, by SCM_RIGHTS, one end of a socketpair made for that child
+(plus any descriptor the pickled process object needs) and the pickled process object (in
+the message, or when large on the child's socket). The server forks with ``os.fork()``; the
+child unpickles the object and runs it; the server writes the child's pid on the child's
+socket at once, and its exit code (as ``Process.exitcode``) when it has reaped it. The
+client's end of that socket is the child's sentinel.
+
+When the control socket reaches EOF the client has died (or exited): the server kills its
+daemonic children with SIGKILL and exits; non-daemonic children go on. Children call
+``mpx_process_after_fork`` with their daemon flag, so a daemon also dies if the server is
+killed.
+"""
+
+import os
+import pickle
+import select
+import signal
+import socket
+import struct
+import sys
+import threading
+
+from . import _lib
+
+__all__ = ["ensure_running", "main"]
+
+# Request: daemon flag, payload inline (1) or following on the child's socket (0), payload size.
+_REQUEST = struct.Struct("<BBxxxxxxQ")
+_PID = struct.Struct("<q")
+_STATUS = struct.Struct("<i")
+_INLINE_MAX = 32 * 1024
+_MAX_FDS = 64
+_SERVER_NAME = "ForkServer"
+
+
+# ---- the client: this process's forkserver -------------------------------------------------
+
+class _Client:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.ctl = None          # our end of the control socket
+        self.handle = None       # the server's mpx_process handle (the library reaps it)
+        self.pid = None
+        self.sys_path = None     # sys.path when the server was prepared
+        self.cwd = None
+
+    def ensure_running(self):
+        with self.lock:
+            if self.ctl is None:
+                self._start()
+            return self
+
+    def _start(self):
+        from . import spawn
+        from .popen_spawn import start_program
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            prep = spawn.get_preparation_data(_SERVER_NAME)
+            prep.pop('name', None)
+            argv = spawn.get_command_line("from mpx.forkserver import main; main()")
+            handle = start_program(argv, [theirs.fileno()], _SERVER_NAME)
+        except BaseException:
+            mine.close()
+            raise
+        finally:
+            theirs.close()
+        self.pid = _lib.out_value(_lib.C.mpx_process_pid, handle, _lib.c_int64)
+        self.handle = handle
+        self.sys_path = list(sys.path)
+        self.cwd = prep['dir']
+        mine.sendall(pickle.dumps(prep, pickle.HIGHEST_PROTOCOL))
+        self.ctl = mine
+        _register_at_fork()
+
+    def _forget(self):
+        ctl, self.ctl = self.ctl, None
+        if ctl is not None:
+            ctl.close()
+        self.handle = None
+        self.pid = None
+
+    def request(self, sock_fd, fds, daemon, payload):
+        """Ask for a child; `payload` goes inline when small (True is returned), else the
+        caller sends it on its end of the child's socket (False)."""
+        inline = len(payload) <= _INLINE_MAX
+        msg = _REQUEST.pack(1 if daemon else 0, 1 if inline else 0, len(payload))
+        if inline:
+            msg += payload
+        with self.lock:
+            for attempt in (0, 1):
+                if self.ctl is None:
+                    self._start()
+                try:
+                    socket.send_fds(self.ctl, [msg], [sock_fd, *fds])
+                    return inline
+                except (BrokenPipeError, ConnectionResetError, ConnectionRefusedError):
+                    # The server died: start another once.
+                    self._forget()
+                    if attempt:
+                        raise
+
+
+_client = _Client()
+_at_fork_registered = False
+
+
+def ensure_running():
+    """The forkserver of this process, started if needed."""
+    return _client.ensure_running()
+
+
+def _after_fork_in_child():
+    # A forked child is a new client: it must not share the parent's control socket (the
+    # server would not see the parent's death, and two clients would mix their requests).
+    _client.lock = threading.Lock()
+    if _client.ctl is not None:
+        _client._forget()
+
+
+def _register_at_fork():
+    global _at_fork_registered
+    if not _at_fork_registered:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _at_fork_registered = True
+
+
+# ---- the server ------------------------------------------------------------------------------
+
+def main(ctl_fd=3):
+    """The forkserver process: prepare as the client says, then serve until it goes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is for the client and children
+    ctl = socket.socket(fileno=ctl_fd)
+    msg = ctl.recv(1 << 24)
+    if not msg:
+        return
+    from . import spawn
+    try:
+        spawn.prepare(pickle.loads(msg))
+    except BaseException:
+        # The main module failed to import: children that need it will say so.
+        import traceback
+        traceback.print_exc()
+    import mpx.context  # noqa: F401  (what children unpickle, imported once here)
+    _Server(ctl).serve()
+
+
+class _Server:
+    def __init__(self, ctl):
+        self.ctl = ctl
+        self.ctl_fd = ctl.fileno()
+        self.pid = os.getpid()
+        self.cwd = os.getcwd()
+        self.ep = select.epoll()
+        self.ep.register(self.ctl_fd, select.EPOLLIN)
+        self.children = {}   # pidfd -> (pid, socket fd, daemon)
+
+    def serve(self):
+        while True:
+            for fd, _ in self.ep.poll():
+                if fd == self.ctl_fd:
+                    self._request()
+                else:
+                    self._reap(fd)
+
+    def _request(self):
+        try:
+            msg, fds, _, _ = socket.recv_fds(self.ctl, _REQUEST.size + _INLINE_MAX, _MAX_FDS)
+        except (ConnectionResetError, OSError):
+            msg, fds = b"", []
+        if len(msg) < _REQUEST.size or not fds:
+            for f in fds:
+                os.close(f)
+            if not msg:
+                self._client_gone()
+            return
+        daemon, inline, size = _REQUEST.unpack_from(msg)
+        payload = msg[_REQUEST.size:] if inline else None
+        sock_fd, extra = fds[0], fds[1:]
+        pid = os.fork()
+        if pid == 0:
+            self._in_child(sock_fd, payload, size, extra)
+        for f in extra:
+            os.close(f)
+        try:
+            os.write(sock_fd, _PID.pack(pid))
+        except OSError:
+            pass
+        pidfd = os.pidfd_open(pid)
+        self.children[pidfd] = (pid, sock_fd, daemon)
+        self.ep.register(pidfd, select.EPOLLIN)
+
+    def _reap(self, pidfd):
+        pid, sock_fd, _ = self.children.pop(pidfd)
+        self.ep.unregister(pidfd)
+        os.close(pidfd)
+        _, status = os.waitpid(pid, 0)
+        try:
+            os.write(sock_fd, _STATUS.pack(os.waitstatus_to_exitcode(status)))
+        except OSError:
+            pass
+        os.close(sock_fd)
+
+    def _client_gone(self):
+        for pid, _, daemon in self.children.values():
+            if daemon:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        os._exit(0)
+
+    def _in_child(self, sock_fd, payload, size, extra):
+        code = 1
+        try:
+            self.ep.close()
+            self.ctl.close()
+            for pidfd, (_, fd, _) in self.children.items():
+                os.close(pidfd)
+                os.close(fd)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            if payload is None:
+                payload = _read_exactly(sock_fd, size)
+            os.close(sock_fd)
+            code = _run_child(payload, extra, self.pid, self.cwd)
+        except BaseException:
+            import traceback
+            traceback.print_exc()
+        finally:
+            try:
+                sys.stdout.flush()
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+
+
+def _read_exactly(fd, n):
+    buf = bytearray(n)
+    view = memoryview(buf)
+    got = 0
+    while got < n:
+        k = os.readv(fd, [view[got:]])
+        if k == 0:
+            raise EOFError("the client closed the child's socket before sending it all")
+        got += k
+    return buf
+
+
+def _run_child(payload, extra, server_pid, server_cwd):
+    from . import spawn
+    from .popen_fork import options, _after_fork
+    spawn._inherited_fds[:] = extra
+    cwd, sys_path, method, proc = pickle.loads(payload)
+    opts = options(proc, _lib.MPX_START_FORKSERVER)
+    rc = _after_fork(_lib.byref(opts), _lib.c_int64(server_pid))
+    if rc < 0:
+        raise _lib.error(rc, "take the child's identity")
+    if cwd != server_cwd:
+        os.chdir(cwd)
+    if sys_path is not None:
+        sys.path[:] = sys_path
+    if method is not None:
+        from .context import _force_start_method
+        _force_start_method(method)
+    return proc._bootstrap(fork=True)
