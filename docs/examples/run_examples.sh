@@ -1,6 +1,6 @@
 #!/bin/sh
 # Compile and run every example in docs/examples against a build tree, as a user would:
-# C with `cc -std=c99`, C++ with `c++ -std=c++20`, Python with the binding from the checkout.
+# C with `cc -std=c99 -pthread`, C++ with `c++ -std=c++20 -pthread`, Python with the binding from the checkout.
 # Prints one line per example; exits nonzero if any fails to build, fails or hangs (60 s).
 #
 #   docs/examples/run_examples.sh [build-dir]        (default: build/default)
@@ -33,8 +33,8 @@ for src in "$root"/docs/examples/*.c "$root"/docs/examples/*.cpp; do
   name=$(basename "$src")
   exe=$out/${name%.*}
   case $src in
-    *.c) compile="cc -std=c99 -Wall -Wextra -Werror" ;;
-    *) compile="c++ -std=c++20 -Wall -Wextra -Werror" ;;
+    *.c) compile="cc -std=c99 -pthread -Wall -Wextra -Werror" ;;
+    *) compile="c++ -std=c++20 -pthread -Wall -Wextra -Werror" ;;
   esac
   if ! $compile "$src" -I "$root/include" -L "$lib" -lmpx -Wl,-rpath,"$lib" -o "$exe" >"$exe.build.log" 2>&1; then
     echo "FAIL  $name (does not compile)"
