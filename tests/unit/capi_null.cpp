@@ -1,10 +1,12 @@
 // Bad input over the C API (SCENARIOS.md 46-50): NULL handles and out-pointers to every exported
-// function, stale / wrong-type / fabricated handles, wrong struct sizes, buffer and count
+// function (processes included), stale / wrong-type / fabricated handles, wrong struct sizes, buffer and count
 // overflows, extreme timeouts, destroy while another thread is blocked.
 //
 // Every call that could crash runs in a forked child, so a crash is reported as that call's
 // failure instead of taking down the test binary.
+#include <signal.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -133,6 +135,68 @@ std::vector<Op> array_ops() {
   };
 }
 
+std::vector<Op> process_ops() {
+  return {
+      {"mpx_process_start", [](void *h) { return mpx_process_start(as<mpx_process>(h)); }},
+      {"mpx_process_join", [](void *h) { return mpx_process_join(as<mpx_process>(h), 0); }},
+      {"mpx_process_is_alive", [](void *h) { int v = 0; return mpx_process_is_alive(as<mpx_process>(h), &v); }},
+      {"mpx_process_exitcode", [](void *h) { int v = 0; return mpx_process_exitcode(as<mpx_process>(h), &v); }},
+      {"mpx_process_signal", [](void *h) { return mpx_process_signal(as<mpx_process>(h), SIGCONT); }},
+      {"mpx_process_terminate", [](void *h) { return mpx_process_terminate(as<mpx_process>(h)); }},
+      {"mpx_process_kill", [](void *h) { return mpx_process_kill(as<mpx_process>(h)); }},
+      {"mpx_process_interrupt", [](void *h) { return mpx_process_interrupt(as<mpx_process>(h)); }},
+      {"mpx_process_pid", [](void *h) { int64_t v = 0; return mpx_process_pid(as<mpx_process>(h), &v); }},
+      {"mpx_process_name", [](void *h) { char b[MPX_TOKEN_MAX]; size_t n = sizeof b; return mpx_process_name(as<mpx_process>(h), b, &n); }},
+      {"mpx_process_set_name", [](void *h) { return mpx_process_set_name(as<mpx_process>(h), "renamed"); }},
+      {"mpx_process_daemon", [](void *h) { int v = 0; return mpx_process_daemon(as<mpx_process>(h), &v); }},
+      {"mpx_process_set_daemon", [](void *h) { return mpx_process_set_daemon(as<mpx_process>(h), 0); }},
+      {"mpx_process_sentinel", [](void *h) { int v = 0; return mpx_process_sentinel(as<mpx_process>(h), &v); }},
+      {"mpx_process_stdio", [](void *h) { int v = 0; return mpx_process_stdio(as<mpx_process>(h), 1, &v); }},
+      {"mpx_process_close_stdio", [](void *h) { return mpx_process_close_stdio(as<mpx_process>(h), 1); }},
+      {"mpx_process_close", [](void *h) { return mpx_process_close(as<mpx_process>(h)); }},
+  };
+}
+
+void noop_target(void *) {}
+
+// A process object, not started (a fork of noop_target).
+mpx_process *make_process() {
+  mpx_process_options o;
+  mpx_process_options_init(&o, sizeof o);
+  o.method = MPX_START_FORK;
+  o.fn = noop_target;
+  mpx_process *p = nullptr;
+  int rc = mpx_process_create(&p, &o);
+  EXPECT_EQ(rc, MPX_OK) << mpxt::code_str(rc) << ": " << mpx_last_error_message();
+  return p;
+}
+
+// A started process (spawn of /bin/true with its stdout a pipe), for calls that need one; the
+// caller joins and destroys it.
+mpx_process *start_true() {
+  mpx_process_options o;
+  mpx_process_options_init(&o, sizeof o);
+  o.method = MPX_START_SPAWN;
+  o.file = "/bin/true";
+  o.stdio[1].mode = MPX_STDIO_PIPE;
+  mpx_process *p = nullptr;
+  if (mpx_process_create(&p, &o) != MPX_OK) return nullptr;
+  if (mpx_process_start(p) != MPX_OK) {
+    mpx_process_destroy(p);
+    return nullptr;
+  }
+  return p;
+}
+
+int with_started(const std::function<int(mpx_process *)> &fn) {
+  mpx_process *p = start_true();
+  if (p == nullptr) return INT_MIN + 1;
+  int rc = fn(p);
+  mpx_process_join(p, 5000);
+  mpx_process_destroy(p);
+  return rc;
+}
+
 // One handle type: its operations, how to destroy one, and how to make a valid one.
 struct Kind {
   const char *name;
@@ -159,6 +223,8 @@ std::vector<Kind> kinds() {
        [] { return static_cast<void *>(mpxt::make_barrier(2).release()); }},
       {"array", array_ops(), {"mpx_array_destroy", [](void *h) { return mpx_array_destroy(as<mpx_array>(h)); }},
        [] { return static_cast<void *>(mpxt::make_array('i', 4).release()); }},
+      {"process", process_ops(), {"mpx_process_destroy", [](void *h) { return mpx_process_destroy(as<mpx_process>(h)); }},
+       [] { return static_cast<void *>(make_process()); }},
   };
 }
 
@@ -278,6 +344,49 @@ std::vector<NullCall> null_out_calls() {
   add("mpx_array_lock", "NULL out", [] { auto a = mpxt::make_array('i', 1); return mpx_array_lock(a.get(), nullptr); });
   add("mpx_array_token", "NULL buf, len>0", [] { auto a = mpxt::make_array('i', 1); size_t n = MPX_TOKEN_MAX; return mpx_array_token(a.get(), nullptr, &n); });
   add("mpx_array_token", "NULL len", [] { auto a = mpxt::make_array('i', 1); return mpx_array_token(a.get(), token_buf, nullptr); });
+  // process
+  using ProcPtr = std::unique_ptr<mpx_process, mpxt::Destroyer<mpx_process, mpx_process_destroy>>;
+  add("mpx_process_options_init", "NULL opts", [] { return mpx_process_options_init(nullptr, sizeof(mpx_process_options)); });
+  add("mpx_process_create", "NULL out", [] {
+    mpx_process_options o;
+    mpx_process_options_init(&o, sizeof o);
+    o.fn = noop_target;
+    return mpx_process_create(nullptr, &o);
+  });
+  add("mpx_process_create", "NULL opts (no target)", [] { mpx_process *p = nullptr; return mpx_process_create(&p, nullptr); });
+  add("mpx_process_is_alive", "NULL out", [] { ProcPtr p(make_process()); return mpx_process_is_alive(p.get(), nullptr); });
+  add("mpx_process_exitcode", "NULL out", [] { ProcPtr p(make_process()); return mpx_process_exitcode(p.get(), nullptr); });
+  add("mpx_process_pid", "NULL out", [] { ProcPtr p(make_process()); return mpx_process_pid(p.get(), nullptr); });
+  add("mpx_process_name", "NULL buf, len>0", [] { ProcPtr p(make_process()); size_t n = MPX_TOKEN_MAX; return mpx_process_name(p.get(), nullptr, &n); });
+  add("mpx_process_name", "NULL len", [] { ProcPtr p(make_process()); return mpx_process_name(p.get(), token_buf, nullptr); });
+  add("mpx_process_set_name", "NULL name", [] { ProcPtr p(make_process()); return mpx_process_set_name(p.get(), nullptr); });
+  add("mpx_process_daemon", "NULL out", [] { ProcPtr p(make_process()); return mpx_process_daemon(p.get(), nullptr); });
+  add("mpx_process_sentinel", "NULL out, started", [] { return with_started([](mpx_process *p) { return mpx_process_sentinel(p, nullptr); }); });
+  add("mpx_process_stdio", "NULL out, a pipe", [] { return with_started([](mpx_process *p) { return mpx_process_stdio(p, 1, nullptr); }); });
+  add("mpx_process_adopt", "NULL out", [] {
+    pid_t c = fork();
+    if (c == 0) _exit(0);
+    int rc = mpx_process_adopt(nullptr, c, nullptr);
+    waitpid(c, nullptr, 0);
+    return rc;
+  });
+  add("mpx_process_after_fork", "parent_pid -1", [] { return mpx_process_after_fork(nullptr, -1); });
+  add("mpx_register", "NULL name", [] { return mpx_register(nullptr, [](const void *, size_t) {}); });
+  add("mpx_register", "NULL fn", [] { return mpx_register("mpxt.null-fn", nullptr); });
+  add("mpx_forkserver_pid", "NULL out", [] { return mpx_forkserver_pid(nullptr); });
+  add("mpx_active_children", "NULL out, count>0", [] { size_t n = 4; return mpx_active_children(nullptr, &n); });
+  add("mpx_active_children", "NULL count", [] { mpx_process *out[4]; return mpx_active_children(out, nullptr); });
+  add("mpx_cpu_count", "NULL out", [] { return mpx_cpu_count(nullptr); });
+  add("mpx_current_name", "NULL buf, len>0", [] { size_t n = MPX_TOKEN_MAX; return mpx_current_name(nullptr, &n); });
+  add("mpx_current_name", "NULL len", [] { return mpx_current_name(token_buf, nullptr); });
+  add("mpx_set_current_name", "NULL name", [] { return mpx_set_current_name(nullptr); });
+  add("mpx_current_daemon", "NULL out", [] { return mpx_current_daemon(nullptr); });
+  add("mpx_parent_pid", "NULL out", [] { return mpx_parent_pid(nullptr); });
+  add("mpx_handed_fds", "NULL buf, count>0", [] { size_t n = 4; return mpx_handed_fds(nullptr, &n); });
+  add("mpx_handed_fds", "NULL count", [] { int fds[4]; return mpx_handed_fds(fds, nullptr); });
+  add("mpx_authkey", "NULL buf, len>0", [] { size_t n = MPX_AUTHKEY_SIZE; return mpx_authkey(nullptr, &n); });
+  add("mpx_authkey", "NULL len", [] { uint8_t k[MPX_AUTHKEY_SIZE]; return mpx_authkey(k, nullptr); });
+  add("mpx_set_authkey", "NULL key, len>0", [] { return mpx_set_authkey(nullptr, 16); });
   return v;
 }
 
@@ -290,6 +399,18 @@ std::vector<NullCall> no_code_calls() {
       {"mpx_version", "no argument", [] { return mpx_version() == 0 && MPX_VERSION_NUMBER != 0 ? -1 : 0; }},
       {"mpx_version_string", "no argument", [] { return mpx_version_string() == nullptr ? -1 : 0; }},
       {"mpx_free", "NULL", [] { mpx_free(nullptr); return 0; }},
+  };
+}
+
+// Functions without pointer arguments: in a fresh child they must simply succeed.
+std::vector<NullCall> no_pointer_calls() {
+  return {
+      {"mpx_forkserver_start", "start and stop", [] {
+         int a = mpx_forkserver_start();
+         int b = mpx_forkserver_stop();
+         return a != MPX_OK ? a : b;
+       }},
+      {"mpx_forkserver_stop", "when not running", [] { return mpx_forkserver_stop(); }},
   };
 }
 
@@ -323,6 +444,7 @@ std::set<std::string> covered_symbols() {
   }
   for (const auto &c : null_out_calls()) s.insert(c.fn);
   for (const auto &c : no_code_calls()) s.insert(c.fn);
+  for (const auto &c : no_pointer_calls()) s.insert(c.fn);
   return s;
 }
 
@@ -367,6 +489,16 @@ TEST(CapiNull, OutPointerIsNullAfterAFailedCreate) {
   mpx_event *e = reinterpret_cast<mpx_event *>(0x1);
   EXPECT_NE(mpx_event_attach(&e, "not a token"), MPX_OK);
   EXPECT_EQ(e, nullptr);
+  mpx_process_options po;
+  mpx_process_options_init(&po, sizeof po);
+  po.fn = noop_target;
+  po.size = 0;  // wrong
+  mpx_process *p = reinterpret_cast<mpx_process *>(0x1);
+  EXPECT_MPX(MPX_EINVAL, mpx_process_create(&p, &po));
+  EXPECT_EQ(p, nullptr);
+  p = reinterpret_cast<mpx_process *>(0x1);
+  EXPECT_NE(mpx_process_adopt(&p, -1, nullptr), MPX_OK);
+  EXPECT_EQ(p, nullptr);
 }
 
 TEST(CapiNull, DestroyNullIsEinvalAndHarmless) {
@@ -381,6 +513,13 @@ TEST(CapiNull, FunctionsWithoutErrorCodesAcceptAnything) {
   for (const auto &c : no_code_calls()) {
     auto o = isolated(c.call);
     EXPECT_TRUE(o.completed && o.rc == 0) << c.fn << " (" << c.what << ") " << show(o);
+  }
+}
+
+TEST(CapiNull, FunctionsWithoutPointerArgumentsSucceed) {
+  for (const auto &c : no_pointer_calls()) {
+    auto o = isolated(c.call);
+    EXPECT_TRUE(o.completed && o.rc == MPX_OK) << c.fn << " (" << c.what << ") " << show(o);
   }
 }
 
@@ -530,6 +669,7 @@ TEST(CapiSizes, OptionsInitRejectsWrongStructSize) {
   check_options_init(mpx_lock_options_init, "mpx_lock_options_init");
   check_options_init(mpx_semaphore_options_init, "mpx_semaphore_options_init");
   check_options_init(mpx_array_options_init, "mpx_array_options_init");
+  check_options_init(mpx_process_options_init, "mpx_process_options_init");
 }
 
 TEST(CapiSizes, OptionsWithAWrongSizeFieldAreEinval) {
@@ -567,6 +707,18 @@ TEST(CapiSizes, OptionsWithAWrongSizeFieldAreEinval) {
       mpx_array *a = nullptr;
       EXPECT_MPX(MPX_EINVAL, mpx_array_create(&a, 'i', 1, &o));
       mpx_array_destroy(a);
+    }
+    {
+      mpx_process_options o;
+      mpx_process_options_init(&o, sizeof o);
+      o.fn = noop_target;
+      o.size = bad;
+      mpx_process *p = nullptr;
+      EXPECT_MPX(MPX_EINVAL, mpx_process_create(&p, &o));
+      mpx_process *a = nullptr;
+      EXPECT_NE(mpx_process_adopt(&a, getpid(), &o), MPX_OK);
+      mpx_process_destroy(p);
+      mpx_process_destroy(a);
     }
   }
 }
@@ -925,6 +1077,30 @@ TEST(CapiDestroyWhileBlocked, BarrierWaitReturnsEclosed) {
   mpx_barrier *b = mpxt::make_barrier(2).release();
   expect_destroy_wakes_blocked_thread("mpx_barrier_wait", [&] { return mpx_barrier_wait(b, -1, nullptr); },
                                       [&] { return mpx_barrier_destroy(b); });
+}
+
+TEST(CapiDestroyWhileBlocked, ProcessJoinReturnsEclosed) {
+  mpx_process_options o;
+  mpx_process_options_init(&o, sizeof o);
+  o.method = MPX_START_SPAWN;
+  o.file = "/bin/sleep";
+  const char *argv[] = {"sleep", "30", nullptr};
+  o.argv = argv;
+  mpx_process *p = nullptr;
+  ASSERT_MPX_OK(mpx_process_create(&p, &o));
+  ASSERT_MPX_OK(mpx_process_start(p));
+  int64_t pid = 0;
+  ASSERT_MPX_OK(mpx_process_pid(p, &pid));
+  expect_destroy_wakes_blocked_thread("mpx_process_join", [&] { return mpx_process_join(p, -1); },
+                                      [&] { return mpx_process_destroy(p); });
+  // destroy does not signal the child; end it, and let the library reap it.
+  kill(static_cast<pid_t>(pid), SIGKILL);
+  for (int i = 0; i < 300; ++i) {
+    size_t none = 0;
+    mpx_active_children(nullptr, &none);
+    if (waitpid(static_cast<pid_t>(pid), nullptr, WNOHANG) < 0 && errno == ECHILD) break;
+    mpxt::sleep_ms(10);
+  }
 }
 
 TEST(CapiDestroyWhileBlocked, OtherHandlesToTheSameObjectKeepWorking) {
