@@ -16,6 +16,9 @@
  * function was installed with on_owner_dead(), in which case they run it, mark the lock
  * consistent and return normally. See docs/cpp.md and docs/sync.md.
  *
+ * Processes: mpx::Process runs a callable in a forked child, or any start method from
+ * mpx_process_options; its destructor never signals a running child.
+ *
  * Docs: docs/cpp.md. Everything here is inline; link with -lmpx.
  */
 #ifndef MPX_MPX_HPP
@@ -28,6 +31,8 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <initializer_list>
 #include <memory>
@@ -1159,6 +1164,183 @@ class RawArray : public Array<T> {
   explicit RawArray(size_t length) : Array<T>(length, lock_kind::none) {}
   RawArray(std::initializer_list<T> init) : Array<T>(init, lock_kind::none) {}
   explicit RawArray(std::span<const T> init) : Array<T>(init, lock_kind::none) {}
+};
+
+// ==== Process ==============================================================================
+
+/**
+ * A child process with Python's multiprocessing.Process semantics: create, start(), join(),
+ * exitcode() (0 when the target returned, the exit() status, -N when killed by signal N).
+ * Movable, not copyable. The destructor frees the object but never signals the child: a
+ * child that is still running goes on, and the library reaps it when it ends (terminate()
+ * or kill() and join() first to end it).
+ */
+class Process {
+ public:
+  /** From C options (not started). Strings, argv, env, the payload and the fd list are copied. */
+  explicit Process(const mpx_process_options &opts) : h_(create_handle(opts, "mpx::Process")) {}
+
+  /**
+   * Fork method: run fn() in a forked child (not started). The child's exit code is 0 when fn
+   * returns, 1 when it throws (what() goes to stderr). The child has a copy of this process's
+   * memory, so fn may capture anything by value or by reference.
+   */
+  template <class F>
+    requires std::invocable<F &> && (!std::same_as<std::remove_cvref_t<F>, Process>) &&
+             (!std::same_as<std::remove_cvref_t<F>, mpx_process_options>)
+  explicit Process(F &&fn) : fn_(std::make_unique<std::function<void()>>(std::forward<F>(fn))) {
+    mpx_process_options o;
+    detail::check(mpx_process_options_init(&o, sizeof o), "mpx::Process");
+    o.method = MPX_START_FORK;
+    o.fn = &Process::run_target;
+    o.arg = fn_.get();  // on the heap: stays put when the Process moves
+    h_ = handle_type(create_handle(o, "mpx::Process"));
+  }
+
+  /** Spawn method: exec `file` (searched in PATH without a '/') with argv (argv[0] first; empty: { file }). */
+  static Process spawn(std::string_view file, const std::vector<std::string> &argv = {}) {
+    std::string f(file);
+    std::vector<const char *> args;
+    for (const auto &a : argv) args.push_back(a.c_str());
+    args.push_back(nullptr);
+    mpx_process_options o;
+    detail::check(mpx_process_options_init(&o, sizeof o), "mpx::Process::spawn");
+    o.method = MPX_START_SPAWN;
+    o.file = f.c_str();
+    o.argv = argv.empty() ? nullptr : args.data();
+    return Process(o);
+  }
+
+  /** Adopt a child this process forked itself (as Python's os.fork): started, joined and reaped like any other. */
+  static Process adopt_child(int64_t pid) {
+    mpx_process *p = nullptr;
+    detail::check(mpx_process_adopt(&p, pid, nullptr), "mpx::Process::adopt_child");
+    return Process(adopt_t{}, p);
+  }
+
+  /** Take ownership of a C handle. */
+  Process(adopt_t, mpx_process *h) noexcept : h_(h) {}
+  Process(Process &&) noexcept = default;
+  Process &operator=(Process &&o) noexcept {
+    if (this != &o) {
+      h_ = std::move(o.h_);  // the old object first: it may point at the old target
+      fn_ = std::move(o.fn_);
+    }
+    return *this;
+  }
+
+  /** Start the child; returns once it exists. mpx::error MPX_EINVAL if already started, MPX_ENOENT / MPX_EACCES for a program that cannot be executed. */
+  void start() { detail::check(mpx_process_start(h_.get()), "mpx::Process::start"); }
+
+  /** Wait for the child to end: true when it has (exitcode() is then known), false on timeout. */
+  bool join(timeout t = forever) {
+    int rc = mpx_process_join(h_.get(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::Process::join");
+    return true;
+  }
+
+  /** Started and not ended (reaps the child if it has ended). */
+  bool is_alive() const {
+    int v = 0;
+    detail::check(mpx_process_is_alive(h_.get(), &v), "mpx::Process::is_alive");
+    return v != 0;
+  }
+
+  /** The exit code once the child has ended; nullopt before start and while it runs. */
+  std::optional<int> exitcode() const {
+    int code = 0;
+    int rc = mpx_process_exitcode(h_.get(), &code);
+    if (rc == MPX_EAGAIN) return std::nullopt;
+    detail::check(rc, "mpx::Process::exitcode");
+    return code;
+  }
+
+  /** SIGTERM (a child that has ended is left alone). */
+  void terminate() { detail::check(mpx_process_terminate(h_.get()), "mpx::Process::terminate"); }
+  /** SIGKILL. */
+  void kill() { detail::check(mpx_process_kill(h_.get()), "mpx::Process::kill"); }
+  /** SIGINT. */
+  void interrupt() { detail::check(mpx_process_interrupt(h_.get()), "mpx::Process::interrupt"); }
+  /** Any signal. */
+  void signal(int sig) { detail::check(mpx_process_signal(h_.get(), sig), "mpx::Process::signal"); }
+
+  /** The child's pid; 0 before start. */
+  int64_t pid() const {
+    int64_t pid = 0;
+    detail::check(mpx_process_pid(h_.get(), &pid), "mpx::Process::pid");
+    return pid;
+  }
+
+  /** "Process-N" unless named; the child keeps the name it started with. */
+  std::string name() const { return detail::get_string(&mpx_process_name, h_.get(), "mpx::Process::name"); }
+  void set_name(std::string_view name) {
+    std::string n(name);
+    detail::check(mpx_process_set_name(h_.get(), n.c_str()), "mpx::Process::set_name");
+  }
+
+  /** A daemon is killed when this process dies and may not start children. */
+  bool daemon() const {
+    int v = 0;
+    detail::check(mpx_process_daemon(h_.get(), &v), "mpx::Process::daemon");
+    return v != 0;
+  }
+  /** Before start only (mpx::error MPX_EINVAL after). */
+  void set_daemon(bool daemon) { detail::check(mpx_process_set_daemon(h_.get(), daemon ? 1 : 0), "mpx::Process::set_daemon"); }
+
+  /** A descriptor that becomes readable when the child has ended (owned by the object: poll it only). */
+  int sentinel() const {
+    int fd = -1;
+    detail::check(mpx_process_sentinel(h_.get(), &fd), "mpx::Process::sentinel");
+    return fd;
+  }
+
+  /** The parent's end of a MPX_STDIO_PIPE stream (0: write to the child's stdin; 1, 2: read). Owned by the object. */
+  int stdio(int stream) const {
+    int fd = -1;
+    detail::check(mpx_process_stdio(h_.get(), stream, &fd), "mpx::Process::stdio");
+    return fd;
+  }
+  /** Close the parent's end of a stdio pipe early (stdin: the child sees EOF). */
+  void close_stdio(int stream) { detail::check(mpx_process_close_stdio(h_.get(), stream), "mpx::Process::close_stdio"); }
+
+  /** Python's close(): free the object now; mpx::error MPX_EAGAIN (and nothing freed) while the child runs. */
+  void close() {
+    detail::check(mpx_process_close(h_.get()), "mpx::Process::close");
+    (void)h_.release();
+    fn_.reset();
+  }
+
+  mpx_process *native_handle() const noexcept { return h_.get(); }
+  explicit operator bool() const noexcept { return h_.get() != nullptr; }
+
+ private:
+  using handle_type = detail::handle<mpx_process, &mpx_process_destroy>;
+
+  static mpx_process *create_handle(const mpx_process_options &opts, const char *where) {
+    mpx_process *p = nullptr;
+    detail::check(mpx_process_create(&p, &opts), where);
+    return p;
+  }
+
+  // Runs in the child: the library exits it with 0 when this returns.
+  static void run_target(void *arg) noexcept {
+    try {
+      (*static_cast<std::function<void()> *>(arg))();
+    } catch (const std::exception &e) {
+      std::fprintf(stderr, "mpx::Process: the target threw: %s\n", e.what());
+      std::fflush(nullptr);
+      std::_Exit(1);
+    } catch (...) {
+      std::fprintf(stderr, "mpx::Process: the target threw an exception\n");
+      std::fflush(nullptr);
+      std::_Exit(1);
+    }
+    std::fflush(nullptr);  // what the target printed is not lost at the child's _exit
+  }
+
+  std::unique_ptr<std::function<void()>> fn_;  // declared first: destroyed after the handle
+  handle_type h_;
 };
 
 }  // namespace mpx
