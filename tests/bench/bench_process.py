@@ -24,6 +24,7 @@ loading mpx.
 
 import multiprocessing
 import os
+import subprocess
 import sys
 import time
 
@@ -86,6 +87,23 @@ def raw_fork():
     return t
 
 
+# Diagnosis for spawn: a spawned child is a fresh interpreter that imports its library.
+INTERPRETER = {
+    "python -c pass": "pass",
+    "python -c 'import multiprocessing.spawn'": "import multiprocessing.spawn",
+    "python -c 'import mpx.spawn'": "import mpx.spawn",
+}
+
+
+def run_interpreter(code):
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", code], stdin=subprocess.DEVNULL)
+    t = time.perf_counter() - t0
+    if r.returncode != 0:
+        fail(f"{sys.executable} -c {code!r}: exit code {r.returncode}")
+    return t
+
+
 def main():
     try:
         import mpx
@@ -105,6 +123,8 @@ def main():
     for (lib, m), ctx in ctxs.items():
         one_child(ctx, f"{lib} {m} warm-up")
     raw_fork()
+    for code in INTERPRETER.values():
+        run_interpreter(code)
 
     samples = {}
     for _ in range(REPS):
@@ -115,11 +135,15 @@ def main():
                 tot["mp"] += one_child(ctxs["mp", m], f"multiprocessing {m}")
                 if m == "fork":
                     tot["raw"] += raw_fork()
-            for lib in ("mpx", "mp") + (("raw",) if m == "fork" else ()):
-                samples.setdefault((lib, m), []).append(tot[lib] / N[m] * 1e3)
+                if m == "spawn":
+                    for label, code in INTERPRETER.items():
+                        tot[label] = tot.get(label, 0.0) + run_interpreter(code)
+            for lib in tot:
+                if tot[lib]:
+                    samples.setdefault((lib, m), []).append(tot[lib] / N[m] * 1e3)
 
     med = {k: median(v) for k, v in samples.items()}
-    print(f"\n{'start + join of an empty child':<34} {'mpx ms':>9}  {'baseline':<34} {'base ms':>9} "
+    print(f"\n{'start + join of an empty child':<34} {'mpx ms':>9}  {'baseline':<42} {'base ms':>9} "
           f"{'mpx/base':>9}  target")
     print("-" * 130)
     for m in methods:
@@ -128,15 +152,21 @@ def main():
         t = TARGET[m]
         verdict = f"<= {t:.2f}x ({TARGET_TEXT[m]}): " + (
             "met" if ratio <= t else f"MISSED by {(ratio / t - 1) * 100:.0f}%")
-        print(f"{'mpx ' + m:<34} {v:9.2f}  {'multiprocessing ' + m:<34} {b:9.2f} {ratio:8.2f}x  "
+        print(f"{'mpx ' + m:<34} {v:9.2f}  {'multiprocessing ' + m:<42} {b:9.2f} {ratio:8.2f}x  "
               f"{verdict}; speed-up {b / v:.2f}x")
         if m == "fork":
             r = med["raw", m]
-            print(f"{'':<34} {'':>9}  {'os.fork+os._exit+waitpid (floor)':<34} {r:9.2f} {v / r:8.2f}x  (information)")
+            print(f"{'':<34} {'':>9}  {'os.fork+os._exit+waitpid (floor)':<42} {r:9.2f} {v / r:8.2f}x  (information)")
+        if m == "spawn":
+            for label in INTERPRETER:
+                r = med[label, m]
+                print(f"{'':<34} {'':>9}  {label:<42} {r:9.2f} {v / r:8.2f}x  (diagnosis)")
+    print("\nDiagnosis rows: a spawned child of either library is a fresh interpreter that imports its library\n"
+          "(and this file, as __mp_main__); the python -c rows time just that, with subprocess.run.")
     print("\nPer-repetition figures (ms):")
-    for m in methods:
-        for lib, label in (("mpx", "mpx"), ("mp", "multiprocessing")) + ((("raw", "os.fork"),) if m == "fork" else ()):
-            print(f"  {label + ' ' + m:<28}" + "".join(f" {x:8.2f}" for x in samples[lib, m]))
+    for (lib, m), xs in samples.items():
+        label = {"mpx": "mpx " + m, "mp": "multiprocessing " + m, "raw": "os.fork"}.get(lib, lib)
+        print(f"  {label:<44}" + "".join(f" {x:8.2f}" for x in xs))
     verdict = "WRONG RESULTS (see FAILED above)" if failed else "all results verified"
     print(f"\nbench_process.py: {time.perf_counter() - t_start:.1f} s; {verdict}")
     return 1 if failed else 0
