@@ -2,6 +2,7 @@
 // identity of an exec'ed child, exec failures reported by start (SCENARIOS.md 1), and the
 // descriptor table of an exec'ed child (SCENARIOS.md 6). The programs run are the helper
 // programs in tests/unit/helpers (mpx_test_child_plain links nothing but libc).
+#include <sys/prctl.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -233,6 +234,52 @@ TEST(ProcessSpawnEnv, AnMpxAwareChildReadsItsIdentityEvenWithAReplacedEnvironmen
   EXPECT_EQ(kv["parent"], std::to_string(getpid()));
   EXPECT_EQ(kv["daemon"], "0");
   EXPECT_EQ(kv["authkey"], mpxt::hex(mpxt::authkey()));
+}
+
+TEST(ProcessSpawnEnv, AProgramTheChildRunsInTurnDoesNotTakeItsIdentity) {
+  // process.h: "A process whose parent is not MPX_PARENT_PID (a program the child runs in
+  // turn) ignores all but the authkey." The shell forks the helper (it is not its last command).
+  Argv argv{"sh", "-c", "\"$0\" identity; exit 0", mpxt::kChild};
+  auto o = mpxt::spawn_options("/bin/sh", argv);
+  o.name = "the-shell";
+  auto kv = mpxt::parse_kv(run_for_output(o));
+  EXPECT_EQ(kv["name"], "MainProcess");
+  EXPECT_EQ(kv["parent"], "0");
+  EXPECT_EQ(kv["daemon"], "0");
+  EXPECT_EQ(kv["authkey"], mpxt::hex(mpxt::authkey())) << "the authkey is inherited all the way down";
+}
+
+TEST(ProcessSpawnEnv, AChildWhoseParentHasExitedStillKnowsItsIdentity) {
+  // A non-daemon child outlives its parent; asking its name afterwards must not depend on
+  // the parent still being alive (Python passes the identity to the child, whatever happens).
+  mpxt::Shared<std::atomic<int64_t>> middle_pid(0);
+  mpxt::Pipe pipe;
+  auto st = mpxt::run_in_child([&] {
+    CHILD_CHECK(prctl(PR_SET_CHILD_SUBREAPER, 1) == 0);
+    pid_t m = fork();
+    if (m == 0) {
+      Argv args{"x", "sleep=300", "identity"};
+      auto o = mpxt::spawn_options(mpxt::kChild, args, false);
+      o.stdio[1].mode = MPX_STDIO_FD;
+      o.stdio[1].fd = pipe.write_end();
+      o.name = "orphaned";
+      mpx_process *p = nullptr;
+      if (mpx_process_create(&p, &o) != MPX_OK || mpx_process_start(p) != MPX_OK) _exit(1);
+      _exit(0);  // the parent is gone before the child asks who it is
+    }
+    middle_pid->store(m);
+    int ws = 0;
+    CHILD_CHECK(waitpid(m, &ws, 0) == m);
+    CHILD_CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+    while (waitpid(-1, &ws, 0) > 0) {  // the orphaned helper, now ours
+    }
+    return 0;
+  });
+  pipe.close_write();
+  auto kv = mpxt::parse_kv(mpxt::read_all(pipe.read_end()));
+  EXPECT_TRUE(st.ok()) << st.describe();
+  EXPECT_EQ(kv["name"], "orphaned");
+  EXPECT_EQ(kv["parent"], std::to_string(middle_pid->load())) << "the process that started it, dead or alive";
 }
 
 TEST(ProcessSpawnEnv, ASpawnedChildAttachesAnObjectByToken) {
