@@ -27,6 +27,7 @@ constexpr Method kFork{MPX_START_FORK, "fork"};
 constexpr Method kForkserver{MPX_START_FORKSERVER, "forkserver"};
 constexpr Method kSpawn{MPX_START_SPAWN, "spawn"};
 constexpr Method kAllMethods[] = {kFork, kForkserver, kSpawn};
+constexpr uint32_t kByHand = 99;  // not an mpx start method: fork() and mpx_process_after_fork
 
 // A child of method m that exits with `code` at once (fork: fn; forkserver: entry; spawn: helper).
 mpx_process_options exit_with_options(Method m, uint8_t *code, Argv **argv_keep) {
@@ -110,6 +111,20 @@ mpxt::ExitStatus kill_the_parent(Method m, bool daemon, ParentDeath *r, Millis w
             o.payload_size = 1;
             o.daemon = daemon;
             rc = mpx_process_create(&p, &o);
+          } else if (m.method == kByHand) {
+            // Forked by hand (as Python's os.fork) and tied to M by mpx_process_after_fork.
+            const pid_t parent = getpid();
+            pid_t c = fork();
+            if (c == 0) {
+              auto o = mpxt::process_options();
+              o.daemon = daemon;
+              if (mpx_process_after_fork(&o, parent) != MPX_OK) _exit(97);
+              mpxt::block_forever();
+            }
+            r->start_rc = c > 0 ? MPX_OK : MPX_ESYS;
+            r->child_pid = c;
+            ready.notify();
+            mpxt::Rendezvous::hang();
           } else {
             static Argv argv{"x", "block"};
             auto o = mpxt::spawn_options(mpxt::kChildPlain, argv, false);
@@ -179,6 +194,15 @@ TEST(ProcessDaemonDeath, ADaemonDiesWithinTwoSecondsOfItsParentsSigkill) {
     std::printf("[ info ] %s daemon gone %lld ms after its parent's SIGKILL\n", m.name,
                 static_cast<long long>(r->gone_ms.load()));
   }
+}
+
+TEST(ProcessDaemonDeath, AHandForkedDaemonDiesWithItsParent) {
+  mpxt::Shared<ParentDeath> r;
+  auto st = kill_the_parent(Method{kByHand, "fork() + mpx_process_after_fork"}, true, r.get(), 3000ms);
+  ASSERT_TRUE(st.ok()) << st.describe();
+  EXPECT_GE(r->gone_ms.load(), 0) << "a daemon by mpx_process_after_fork outlived its parent by 3 s";
+  EXPECT_LE(r->gone_ms.load(), 2000);
+  EXPECT_EQ(r->leftovers.load(), 0) << r->leftover_names;
 }
 
 TEST(ProcessDaemonDeath, ANonDaemonChildOutlivesItsParentsSigkill) {
