@@ -706,6 +706,30 @@ TEST(ProcessDestroy, DestroyedHandleIsEbadhandle) {
   EXPECT_MPX(MPX_EBADHANDLE, mpx_process_destroy(raw));
 }
 
+TEST(ProcessFork, AForkedChildMayNotUseItsParentsProcessHandles) {
+  // Python: "can only join a child process". SCENARIOS.md 50: an inherited handle the child
+  // must not use is MPX_EFORKED.
+  auto sibling = start_behaving(kFork, mpxt::kBlock);
+  ASSERT_TRUE(sibling);
+  mpx_process *s = sibling.get();
+  auto st = mpxt::run_in_child([s] {
+    int v = 0;
+    int64_t pid = 0;
+    CHILD_MPX(MPX_EFORKED, mpx_process_join(s, 0));
+    CHILD_MPX(MPX_EFORKED, mpx_process_is_alive(s, &v));
+    CHILD_MPX(MPX_EFORKED, mpx_process_exitcode(s, &v));
+    CHILD_MPX(MPX_EFORKED, mpx_process_pid(s, &pid));
+    CHILD_MPX(MPX_EFORKED, mpx_process_terminate(s));
+    CHILD_MPX(MPX_EFORKED, mpx_process_kill(s));
+    CHILD_MPX(MPX_EFORKED, mpx_process_start(s));
+    return 0;
+  });
+  EXPECT_TRUE(st.ok()) << st.describe();
+  EXPECT_TRUE(mpxt::is_alive(s)) << "the forked child's kill reached its sibling";
+  EXPECT_MPX_OK(mpx_process_kill(s));
+  EXPECT_EQ(mpxt::join_exitcode(s), -SIGKILL);
+}
+
 // ---- signals -----------------------------------------------------------------------------------
 
 TEST(ProcessSignal, SignalToAnEndedChildIsLeftAloneAndOk) {
