@@ -125,8 +125,7 @@ class ForkProcess(process.BaseProcess):
 
     @staticmethod
     def _Popen(process_obj):
-        from .popen_fork import Popen
-        return Popen(process_obj)
+        return _fork_popen(process_obj)
 
 
 class SpawnProcess(process.BaseProcess):
@@ -162,6 +161,15 @@ class ForkServerContext(BaseContext):
     Process = ForkServerProcess
 
 
+def _fork_popen(process_obj):
+    # Imported on first use, then called directly (an import statement costs a fork
+    # child's parent a few page faults each time).
+    global _fork_popen
+    from .popen_fork import Popen
+    _fork_popen = Popen
+    return Popen(process_obj)
+
+
 _METHODS = ('fork', 'spawn', 'forkserver')
 _concrete_contexts = {
     'fork': ForkContext(),
@@ -192,14 +200,26 @@ class DefaultContext(BaseContext):
     def get_default_method(self):
         return _multiprocessing_method()
 
+    def _apply_forced(self):
+        # A child of a context's Process class uses that context by default (as in
+        # multiprocessing); its bootstrap leaves the method in process._forced_start_method.
+        method = process._forced_start_method
+        if method is not None:
+            process._forced_start_method = None
+            self._actual_context = _concrete_contexts[method]
+
     def get_context(self, method=None):
         if method is None:
+            if process._forced_start_method is not None:
+                self._apply_forced()
             if self._actual_context is None:
                 self._actual_context = _concrete_contexts[_multiprocessing_method()]
             return self._actual_context
         return super().get_context(method)
 
     def set_start_method(self, method, force=False):
+        if process._forced_start_method is not None:
+            self._apply_forced()
         if self._actual_context is not None and not force:
             raise RuntimeError('context has already been set')
         if method is None and force:
@@ -208,6 +228,8 @@ class DefaultContext(BaseContext):
         self._actual_context = self.get_context(method)
 
     def get_start_method(self, allow_none=False):
+        if process._forced_start_method is not None:
+            self._apply_forced()
         if self._actual_context is None:
             if allow_none:
                 return None
@@ -219,6 +241,7 @@ _default_context = DefaultContext()
 
 
 def _force_start_method(method):
+    process._forced_start_method = None
     _default_context._actual_context = _concrete_contexts[method]
 
 

@@ -118,8 +118,8 @@ def ensure_running():
 def _after_fork_in_child():
     # A forked child is a new client: it must not share the parent's control socket (the
     # server would not see the parent's death, and two clients would mix their requests).
-    _client.lock = threading.Lock()
-    if _client.ctl is not None:
+    if _client.ctl is not None or _client.lock.locked():
+        _client.lock = threading.Lock()
         _client._forget()
 
 

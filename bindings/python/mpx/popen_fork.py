@@ -6,8 +6,11 @@ threads and at-fork handlers) as it does for multiprocessing; the library then a
 takes its identity from ``mpx_process_after_fork`` (name, daemon: a daemon dies with its
 parent even when the parent is SIGKILLed).
 
-The child's path is kept short on purpose: every page it writes is a copy-on-write fault, the
-main cost of a forked Python child.
+Both sides are kept short on purpose. After a fork every page either process writes costs a
+copy-on-write fault (about 20 us here, against 1 us for a ctypes call), so the cost of a
+child is mostly the number of distinct pages touched: arguments for the child's C call are
+built before forking, and what the child's bootstrap needs is prepared once by the parent
+(mpx.process.ForkKit).
 """
 
 import ctypes
@@ -17,23 +20,32 @@ import sys
 
 from . import _lib
 from ._lib import C, c_int, c_int64, c_void_p, byref, error, sliced_wait
+from .process import fork_kit
 
 __all__ = ["Popen"]
 
 _join = _lib.raw("mpx_process_join")
 _exitcode = _lib.raw_gil("mpx_process_exitcode")
+_sentinel = _lib.raw_gil("mpx_process_sentinel")
 _adopt = _lib.raw_gil("mpx_process_adopt")
 _after_fork = _lib.raw_gil("mpx_process_after_fork")
+_destroy = _lib.raw_gil("mpx_process_destroy")
 _ZERO = _lib.ZERO
 _ETIMEDOUT = _lib.ETIMEDOUT
 _OPTS_SIZE = ctypes.sizeof(_lib.ProcessOptions)
+_ProcessOptions = _lib.ProcessOptions
+_START_FORK = _lib.MPX_START_FORK
+_WNOHANG = os.WNOHANG
+_fork = os.fork
+_getpid = os.getpid
 
 
 def options(process_obj, method):
-    """mpx_process_options for `process_obj` (name and daemon flag); the caller keeps the
-    returned name bytes alive with the struct."""
-    opts = _lib.ProcessOptions()
-    _lib.check(C.mpx_process_options_init(byref(opts), _OPTS_SIZE), "process options")
+    """mpx_process_options for `process_obj` (name and daemon flag). Zero is every
+    field's default, so the struct needs only its size (no mpx_process_options_init call);
+    it keeps the name's bytes alive itself."""
+    opts = _ProcessOptions()
+    opts.size = _OPTS_SIZE
     opts.method = method
     opts.name = process_obj._name.encode("utf-8")
     opts.daemon = 1 if process_obj._config.get('daemon') else 0
@@ -42,26 +54,28 @@ def options(process_obj, method):
 
 class HandlePopen:
     """A started child behind an mpx_process handle: multiprocessing's Popen interface
-    (pid, sentinel, returncode, poll, wait, terminate, kill, close)."""
+    (pid, sentinel, returncode, poll, wait, terminate, kill, interrupt, close)."""
 
     method = None
     _h = None
+    _sentinel_fd = None
 
     def __init__(self, process_obj):
         self.returncode = None
         self.pid = None
-        self._owner = os.getpid()
+        self._owner = process_obj._parent_pid   # start() checked it is this process
         self._launch(process_obj)
 
-    def _take(self, handle):
-        self._h = handle
-        fd = c_int()
-        self._check(C.mpx_process_sentinel(handle, byref(fd)), "sentinel")
-        self.sentinel = fd.value
-
-    def _check(self, rc, what):
-        if rc < 0:
-            raise error(rc, what)
+    @property
+    def sentinel(self):
+        fd = self._sentinel_fd
+        if fd is None:
+            out = c_int()
+            rc = _sentinel(self._h, byref(out))
+            if rc < 0:
+                raise error(rc, "sentinel")
+            fd = self._sentinel_fd = out.value
+        return fd
 
     def _ended(self):
         code = c_int()
@@ -71,9 +85,9 @@ class HandlePopen:
         self.returncode = code.value
         return self.returncode
 
-    def poll(self, flag=os.WNOHANG):
+    def poll(self, flag=_WNOHANG):
         if self.returncode is None:
-            if flag & os.WNOHANG:
+            if flag & _WNOHANG:
                 rc = _join(self._h, _ZERO)
             else:
                 rc = sliced_wait(_join, self._h, None)
@@ -94,7 +108,9 @@ class HandlePopen:
 
     def _send_signal(self, fn, what):
         if self.returncode is None:
-            self._check(fn(self._h), what)
+            rc = fn(self._h)
+            if rc < 0:
+                raise error(rc, what)
 
     def terminate(self):
         self._send_signal(C.mpx_process_terminate, "terminate")
@@ -108,14 +124,16 @@ class HandlePopen:
     def close(self):
         h, self._h = self._h, None
         if h is not None:
-            self._check(C.mpx_process_close(h), "close")
+            rc = C.mpx_process_close(h)
+            if rc < 0:
+                raise error(rc, "close")
 
     def __del__(self):
         h = self._h
-        if h is not None and self._owner == os.getpid():
+        if h is not None and self._owner == _getpid():
             self._h = None
             try:
-                C.mpx_process_destroy(h)
+                _destroy(h)
             except Exception:  # interpreter shutdown
                 pass
 
@@ -126,34 +144,36 @@ class Popen(HandlePopen):
     method = 'fork'
 
     def _launch(self, process_obj):
-        opts = options(process_obj, _lib.MPX_START_FORK)
-        parent = os.getpid()
+        opts = options(process_obj, _START_FORK)
+        p_opts = byref(opts)
+        parent = c_int64(self._owner)
+        kit = fork_kit()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except (AttributeError, ValueError, OSError):
                 pass
-        pid = os.fork()
+        pid = _fork()
         if pid == 0:
-            _child(process_obj, opts, parent)
+            _child(process_obj, p_opts, parent, kit)
         handle = c_void_p()
-        rc = _adopt(byref(handle), c_int64(pid), byref(opts))
+        rc = _adopt(byref(handle), c_int64(pid), p_opts)
         if rc < 0:
             exc = error(rc, "adopt the forked child")
             os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
             raise exc
         self.pid = pid
-        self._take(handle)
+        self._h = handle
 
 
-def _child(process_obj, opts, parent):
+def _child(process_obj, p_opts, parent, kit):
     code = 1
     try:
-        rc = _after_fork(byref(opts), c_int64(parent))
+        rc = _after_fork(p_opts, parent)
         if rc < 0:
             raise error(rc, "take the child's identity")
-        code = process_obj._bootstrap(fork=True)
+        code = process_obj._bootstrap(True, kit)
     except BaseException:
         import traceback
         traceback.print_exc()

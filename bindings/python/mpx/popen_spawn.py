@@ -19,7 +19,7 @@ def start_program(argv, fds, name, daemon=False):
     """Start argv[0] with argv through libmpx; fds become the child's 3, 4, ...
     Returns the started handle."""
     opts = _lib.ProcessOptions()
-    _lib.check(C.mpx_process_options_init(byref(opts), ctypes.sizeof(opts)), "process options")
+    opts.size = ctypes.sizeof(opts)
     _fill(opts, argv, fds)
     opts.name = name.encode("utf-8")
     opts.daemon = 1 if daemon else 0
@@ -70,11 +70,9 @@ class Popen(spawn.SpawningPopen, HandlePopen):
             raise
         finally:
             os.close(r)
+        self._h = handle
         try:
-            self._take(handle)
-            pid = _lib.c_int64()
-            self._check(C.mpx_process_pid(handle, byref(pid)), "pid")
-            self.pid = pid.value
+            self.pid = _lib.out_value(C.mpx_process_pid, handle, _lib.c_int64)
         finally:
             try:
                 with open(w, 'wb', closefd=True) as f:

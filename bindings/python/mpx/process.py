@@ -2,22 +2,26 @@
 
 ``BaseProcess`` has the API, results and exceptions of ``multiprocessing.process.BaseProcess``
 (``start/join/is_alive/terminate/kill/close``, ``name``, ``daemon``, ``pid``, ``exitcode``,
-``sentinel``, ``authkey``); how a child is made is the business of a *Popen* class per start
-method (``mpx.popen_fork``, ``mpx.popen_spawn``, ``mpx.popen_forkserver``). Children of the
-fork and spawn methods are libmpx process objects: the library reaps them, signals them and
-gives their sentinel (a pidfd).
+``sentinel``, ``authkey``; and ``interrupt``, Python 3.14's); how a child is made is the
+business of a *Popen* class per start method (``mpx.popen_fork``, ``mpx.popen_spawn``,
+``mpx.popen_forkserver``). Children of the fork and spawn methods are libmpx process objects:
+the library reaps them, signals them and gives their sentinel (a pidfd).
 
 The current process is the library's: its name is ``mpx_current_name``, its authkey the
-process-wide ``mpx_authkey``, its daemon flag ``mpx_current_daemon``. In a child, this module
-also makes the child's Process object ``multiprocessing``'s current process, so that
-``logging``'s processName, ``multiprocessing.current_process()`` and multiprocessing objects
-used inside an mpx child behave as in a multiprocessing child.
+process-wide ``mpx_authkey``, its daemon flag ``mpx_current_daemon``. A child's Process object
+is also ``multiprocessing``'s current process there, so that ``logging``'s processName,
+``multiprocessing.current_process()`` and multiprocessing objects used inside an mpx child
+behave as in a multiprocessing child.
+
+After a fork every page a child writes costs it a copy-on-write fault (about 20 us here, the
+price of twenty ctypes calls), so a forked child does as little as it can: the list of its
+own children and its child counter are made when first used (they belong to the pid that
+made them), its parent's Process object and its stdin are made by the parent before forking.
 """
 
 import ctypes
 import itertools
 import os
-import signal
 import sys
 import threading
 
@@ -34,6 +38,7 @@ __all__ = ["BaseProcess", "current_process", "active_children", "parent_process"
            "AuthenticationString"]
 
 ORIGINAL_DIR = _mpp.ORIGINAL_DIR
+_getpid = os.getpid
 
 
 # ---- the library's view of this process ------------------------------------------------
@@ -63,6 +68,31 @@ def _c_current_daemon():
     return bool(_lib.out_value(lambda _h, p: C.mpx_current_daemon(p), None, c_int))
 
 
+# ---- this process's children -------------------------------------------------------------
+
+_owner = _getpid()                  # the process the two below belong to
+_children = set()                   # started and not yet known to have ended
+_process_counter = itertools.count(1)
+
+
+def _own():
+    """Make _children and _process_counter this process's (fresh after any fork)."""
+    global _owner, _children, _process_counter
+    pid = _getpid()
+    if pid != _owner:
+        _owner = pid
+        _children = set()
+        _process_counter = itertools.count(1)
+
+
+def _cleanup():
+    _own()
+    for p in list(_children):
+        popen = p._popen
+        if popen is not None and popen.poll() is not None:
+            _children.discard(p)
+
+
 # ---- public functions -------------------------------------------------------------------
 
 def current_process():
@@ -81,13 +111,6 @@ def parent_process():
     return _parent_process
 
 
-def _cleanup():
-    for p in list(_children):
-        popen = p._popen
-        if popen is not None and popen.poll() is not None:
-            _children.discard(p)
-
-
 # ---- Process -----------------------------------------------------------------------------
 
 class BaseProcess:
@@ -103,18 +126,19 @@ class BaseProcess:
 
     def __init__(self, group=None, target=None, name=None, args=(), kwargs={}, *, daemon=None):
         assert group is None, 'group argument must be None for now'
-        count = next(_process_counter)
-        self._identity = _current_process._identity + (count,)
-        self._config = _current_process._config.copy()
-        self._config['authkey'] = _current_process.authkey
-        self._parent_pid = os.getpid()
-        self._parent_name = _current_process.name
+        _own()
+        current = _current_process
+        self._identity = identity = current._identity + (next(_process_counter),)
+        # No 'authkey' entry: the child inherits the process-wide key unless one is set.
+        self._config = current._config.copy()
+        self._parent_pid = _owner
+        self._parent_name = current._name
         self._popen = None
         self._closed = False
         self._target = target
         self._args = tuple(args)
         self._kwargs = dict(kwargs)
-        self._name = name or type(self).__name__ + '-' + ':'.join(str(i) for i in self._identity)
+        self._name = name or type(self).__name__ + '-' + ':'.join(map(str, identity))
         if daemon is not None:
             self.daemon = daemon
 
@@ -129,15 +153,16 @@ class BaseProcess:
 
     def start(self):
         """Start the child process."""
-        self._check_closed()
+        if self._closed:
+            raise ValueError("process object is closed")
         assert self._popen is None, 'cannot start a process twice'
-        assert self._parent_pid == os.getpid(), \
+        assert self._parent_pid == _getpid(), \
             'can only start a process object created by current process'
         assert not _current_process._config.get('daemon'), \
             'daemonic processes are not allowed to have children'
-        _cleanup()
+        if _children:
+            _cleanup()
         self._popen = self._Popen(self)
-        self._sentinel = self._popen.sentinel
         # Avoid a reference cycle if the target holds the process object (bpo-30775).
         del self._target, self._args, self._kwargs
         _children.add(self)
@@ -159,11 +184,11 @@ class BaseProcess:
 
     def join(self, timeout=None):
         """Wait until the child ends, or `timeout` seconds pass."""
-        self._check_closed()
-        assert self._parent_pid == os.getpid(), 'can only join a child process'
+        if self._closed:
+            raise ValueError("process object is closed")
+        assert self._parent_pid == _getpid(), 'can only join a child process'
         assert self._popen is not None, 'can only join a started process'
-        res = self._popen.wait(timeout)
-        if res is not None:
+        if self._popen.wait(timeout) is not None:
             _children.discard(self)
 
     def is_alive(self):
@@ -171,7 +196,7 @@ class BaseProcess:
         self._check_closed()
         if self is _current_process:
             return True
-        assert self._parent_pid == os.getpid(), 'can only test a child process'
+        assert self._parent_pid == _getpid(), 'can only test a child process'
         if self._popen is None:
             return False
         if self._popen.poll() is None:
@@ -187,7 +212,6 @@ class BaseProcess:
                                  "You should first call join() or terminate().")
             self._popen.close()
             self._popen = None
-            del self._sentinel
             _children.discard(self)
         self._closed = True
 
@@ -214,9 +238,12 @@ class BaseProcess:
 
     @property
     def authkey(self):
+        """The authkey (an AuthenticationString). The current process's is the library's
+        process-wide key; a child's is that key unless one was set for it."""
         if self is _current_process:
             return AuthenticationString(_c_authkey())
-        return self._config['authkey']
+        key = self._config.get('authkey')
+        return key if key is not None else _current_process.authkey
 
     @authkey.setter
     def authkey(self, authkey):
@@ -226,7 +253,8 @@ class BaseProcess:
             main = _mpp._current_process
             if main is not self and isinstance(getattr(main, '_config', None), dict):
                 main._config['authkey'] = authkey
-        self._config['authkey'] = authkey
+        else:
+            self._config['authkey'] = authkey
 
     @property
     def exitcode(self):
@@ -241,7 +269,7 @@ class BaseProcess:
         """The pid; None before start."""
         self._check_closed()
         if self is _current_process:
-            return os.getpid()
+            return _getpid()
         return self._popen and self._popen.pid
 
     pid = ident
@@ -250,10 +278,9 @@ class BaseProcess:
     def sentinel(self):
         """A descriptor that becomes readable when the child has ended."""
         self._check_closed()
-        try:
-            return self._sentinel
-        except AttributeError:
-            raise ValueError("process not started") from None
+        if self._popen is None:
+            raise ValueError("process not started")
+        return self._popen.sentinel
 
     def __repr__(self):
         exitcode = None
@@ -261,7 +288,7 @@ class BaseProcess:
             status = 'started'
         elif self._closed:
             status = 'closed'
-        elif self._parent_pid != os.getpid():
+        elif self._parent_pid != _getpid():
             status = 'unknown'
         elif self._popen is None:
             status = 'initial'
@@ -283,31 +310,49 @@ class BaseProcess:
         # The handle of a started process stays with its parent.
         state = self.__dict__.copy()
         state['_popen'] = None
-        state.pop('_sentinel', None)
         return state
 
     # ---- in the child ----
 
-    def _bootstrap(self, fork=False):
+    def _bootstrap(self, fork=False, kit=None):
         """Run the process in the child: become the current process, run(), flush, and
         return the exit code (Python's rules: None 0, an int itself, anything else printed
-        and 1; an uncaught exception's traceback printed and 1)."""
-        global _current_process, _parent_process, _process_counter, _children
+        and 1; an uncaught exception's traceback printed and 1).
+
+        `kit` is what a forking parent prepared for its children (ForkKit)."""
+        global _current_process, _parent_process, _forced_start_method
         try:
-            if self._start_method is not None:
-                from . import context
-                context._force_start_method(self._start_method)
-            _process_counter = itertools.count(1)
-            _children = set()
-            _close_stdin()
             _current_process = self
-            _parent_process = _ParentProcess(self._parent_name, self._parent_pid)
+            if kit is None:
+                kit = ForkKit(self._parent_name, self._parent_pid, None)
+            _parent_process = kit.parent
+            if self._start_method is not None:
+                _forced_start_method = self._start_method
+            if sys.stdin is not None:
+                # As multiprocessing: sys.stdin reads /dev/null; descriptor 0 is left
+                # alone. (The parent's sys.stdin object, still sys.__stdin__, is not closed
+                # as multiprocessing closes it: that would cost a fork child ~13 faults.)
+                sys.stdin = kit.stdin if kit.stdin is not None else _open_devnull()
             key = self._config.get('authkey')
-            if key is not None and key != _c_authkey():
+            if key is not None:
                 _set_c_authkey(key)
-            if threading._HAVE_THREAD_NATIVE_ID:
-                threading.main_thread()._set_native_id()
-            _become_multiprocessing_current(self, fork)
+            if _HAVE_THREAD_NATIVE_ID:
+                _main_thread()._set_native_id()
+            mpp = _mpp
+            mpp._current_process = self
+            mpp._parent_process = kit.parent
+            if mpp._children:
+                mpp._children = set()
+                mpp._process_counter = itertools.count(1)
+            if fork:
+                util = _modules.get('multiprocessing.util')
+                if util is not None:
+                    # As multiprocessing's fork children: the parent's finalizers are not
+                    # ours, and objects registered for it are reset.
+                    if util._finalizer_registry:
+                        util._finalizer_registry.clear()
+                    if util._afterfork_registry:
+                        util._run_after_forkers()
             try:
                 self.run()
                 exitcode = 0
@@ -328,71 +373,80 @@ class BaseProcess:
             traceback.print_exc()
         finally:
             _threading_shutdown()
-            _flush_std_streams()
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (AttributeError, ValueError, OSError):
+                    pass
         return exitcode
 
 
-def _close_stdin():
-    """As multiprocessing: a child's sys.stdin is /dev/null (its fd 0 closed and reopened)."""
-    if sys.stdin is None:
-        return
-    try:
-        sys.stdin.close()
-    except (OSError, ValueError):
-        pass
-    try:
-        fd = os.open(os.devnull, os.O_RDONLY)
-        try:
-            sys.stdin = open(fd, encoding="utf-8", closefd=False)
-        except BaseException:
-            os.close(fd)
-            raise
-    except (OSError, ValueError):
-        pass
+_HAVE_THREAD_NATIVE_ID = threading._HAVE_THREAD_NATIVE_ID
+_main_thread = threading.main_thread
+_modules = sys.modules
+
+# The start method a child of a context's Process class must use by default (as
+# multiprocessing forces it in its children); mpx.context applies it when asked.
+_forced_start_method = None
 
 
-def _flush_std_streams():
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (AttributeError, ValueError, OSError):
-            pass
+class ForkKit:
+    """What a parent makes once, before forking, so that its fork children do not have
+    to: the parent's Process object as their parent_process(), and their stdin."""
+
+    __slots__ = ("parent", "stdin", "key")
+
+    def __init__(self, name, pid, stdin):
+        self.parent = _ParentProcess(name, pid)
+        self.stdin = stdin
+        self.key = (name, pid)
+
+
+_kit = None
+
+
+def fork_kit():
+    """The ForkKit for children of this process, remade when its name changes."""
+    global _kit
+    me = _current_process
+    key = (me._name, _getpid())
+    kit = _kit
+    if kit is None or kit.key != key:
+        kit = _kit = ForkKit(me._name, key[1], _open_devnull() if sys.stdin is not None else None)
+    return kit
+
+
+def _open_devnull():
+    fd = os.open(os.devnull, os.O_RDONLY)
+    try:
+        return open(fd, encoding="utf-8", closefd=True)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _threading_shutdown():
-    # Wait for non-daemon threads, and run threading's atexit calls, as the interpreter
-    # does at exit; skipped (it touches much) when the child never started a thread.
-    if threading.active_count() > 1 or getattr(threading, "_threading_atexits", None):
-        threading._shutdown()
-
-
-def _become_multiprocessing_current(proc, fork):
-    """Make `proc` multiprocessing's current process too (names in logging, daemon checks
-    and authkey for multiprocessing objects used in this child)."""
-    _mpp._current_process = proc
-    _mpp._parent_process = _parent_process
-    _mpp._process_counter = itertools.count(1)
-    _mpp._children = set()
-    if fork:
-        util = sys.modules.get('multiprocessing.util')
-        if util is not None:
-            # As multiprocessing's own fork children: the parent's finalizers are not ours,
-            # and objects registered for it are reset.
-            util._finalizer_registry.clear()
-            if util._afterfork_registry:
-                util._run_after_forkers()
+    # Wait for non-daemon threads and run threading's atexit calls, as the interpreter
+    # does at exit; skipped, as it touches much, when the child started no thread.
+    try:
+        if len(threading._active) <= 1 and not threading._limbo and \
+                not threading._threading_atexits:
+            return
+    except AttributeError:  # pragma: no cover (another threading)
+        pass
+    threading._shutdown()
 
 
 def _exit_function():
     """At the end of a process: terminate daemonic children, join the others (as
     multiprocessing's util._exit_function), and let multiprocessing do the same."""
-    if _children:
+    if _owner == _getpid() and _children:
         for p in active_children():
             if p.daemon:
                 p.terminate()
         for p in active_children():
             p.join()
-    util = sys.modules.get('multiprocessing.util')
+    util = _modules.get('multiprocessing.util')
     if util is not None and _mpp._current_process is _current_process and (
             util._finalizer_registry or _mpp._children):
         util._exit_function()
@@ -451,7 +505,7 @@ class _MainProcess(BaseProcess):
         self._parent_pid = None
         self._popen = None
         self._closed = False
-        self._config = {'authkey': AuthenticationString(_c_authkey()), 'semprefix': '/mp'}
+        self._config = {'semprefix': '/mp'}
         if _c_current_daemon():
             self._config['daemon'] = True
 
@@ -478,11 +532,13 @@ else:
     _mpp.current_process()._config['authkey'] = AuthenticationString(_c_authkey())
 
 _current_process = _MainProcess()
+# Second references, so that replacing the current process in a fork child frees nothing
+# (a free writes to the freed objects' pages: copy-on-write faults).
+_main_process = _current_process
+_mp_main_process = _mpp._current_process
 _parent_process = None
 if _c_parent_pid() != 0:
     _parent_process = _ParentProcess(None, _c_parent_pid())
-_process_counter = itertools.count(1)
-_children = set()
 del _MainProcess
 
 
