@@ -68,8 +68,11 @@ typedef struct mpx_process_options {
   const int *fds;
   size_t fd_count;
   /* spawn. The child's environment also carries its mpx identity (MPX_PARENT_PID,
-     MPX_PROCESS_NAME, MPX_DAEMON, MPX_AUTHKEY in hex), which mpx_current_name,
-     mpx_parent_pid, mpx_current_daemon and mpx_authkey read in an mpx-aware child. */
+     MPX_PROCESS_NAME, MPX_PROCESS_IDENT, MPX_DAEMON, MPX_HANDED_FDS, and MPX_AUTHKEY in
+     hex), which mpx_current_name, mpx_parent_pid, mpx_current_daemon, mpx_handed_fds and
+     mpx_authkey read in an mpx-aware child. A process whose parent is another living
+     process than MPX_PARENT_PID (a program the child runs in turn) ignores all but the
+     authkey. */
   const char *file;          /**< the program; searched in PATH when it has no '/' */
   const char *const *argv;   /**< NULL-terminated; NULL: { file, NULL } */
   const char *const *env;    /**< NULL-terminated "NAME=VALUE" list, as env_mode says */
@@ -159,8 +162,9 @@ MPX_API int mpx_process_close_stdio(mpx_process *proc, int stream);
 MPX_API int mpx_process_close(mpx_process *proc);
 
 /**
- * Free the object whatever the child's state. A running child is not signalled: the
- * library reaps it when it ends. Threads blocked in join return MPX_ECLOSED.
+ * Free the object whatever the child's state. A running child is not signalled; once it
+ * has ended the library reaps it at the next mpx_process_start or mpx_active_children (as
+ * Python does). Threads blocked in join return MPX_ECLOSED.
  */
 MPX_API int mpx_process_destroy(mpx_process *proc);
 

@@ -65,12 +65,19 @@ void load(IdentityState &st) {
   if (st.loaded) return;
   st.loaded = true;
   st.id.name = "MainProcess";
-  if (const char *v = getenv("MPX_PROCESS_NAME"); v && *v) st.id.name = v;
-  if (const char *v = getenv("MPX_PROCESS_IDENT"); v) st.id.ident = v;
-  if (const char *v = getenv("MPX_PARENT_PID"); v) st.id.parent_pid = strtoll(v, nullptr, 10);
-  if (const char *v = getenv("MPX_DAEMON"); v) st.id.daemon = strcmp(v, "1") == 0;
-  if (const char *v = getenv("MPX_HANDED_FDS"); v)
-    for (int i = 0, n = atoi(v); i < n && i < 240; ++i) st.id.handed_fds.push_back(3 + i);
+  // The variables are ours if our parent set them for us (or if that parent is gone, and
+  // we with it were orphaned): a program that a spawned child runs in turn inherits them,
+  // but has another, living parent.
+  const char *ppid = getenv("MPX_PARENT_PID");
+  const int64_t parent = ppid ? strtoll(ppid, nullptr, 10) : 0;
+  if (parent > 0 && (parent == int64_t(getppid()) || (::kill(pid_t(parent), 0) != 0 && errno == ESRCH))) {
+    st.id.parent_pid = strtoll(ppid, nullptr, 10);
+    if (const char *v = getenv("MPX_PROCESS_NAME"); v && *v) st.id.name = v;
+    if (const char *v = getenv("MPX_PROCESS_IDENT"); v) st.id.ident = v;
+    if (const char *v = getenv("MPX_DAEMON"); v) st.id.daemon = strcmp(v, "1") == 0;
+    if (const char *v = getenv("MPX_HANDED_FDS"); v)
+      for (int i = 0, n = atoi(v); i < n && i < 240; ++i) st.id.handed_fds.push_back(3 + i);
+  }
   const char *key = getenv("MPX_AUTHKEY");
   if (!key || !unhex(key, &st.id.authkey)) {
     st.id.authkey.resize(MPX_AUTHKEY_SIZE);

@@ -14,12 +14,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <new>
 
 #include "platform/fork_mutex.hpp"
+#include "shm/segment.hpp"
 #include "platform/process.hpp"
 #include "proc/process.hpp"
 
@@ -35,13 +39,13 @@ enum : int32_t { kStarted = 1, kExited = 2, kFailed = 3 };
 struct RequestHeader {
   uint32_t magic, version;
   uint32_t daemon;
-  uint32_t name_len, ident_len, entry_len, authkey_len;
+  uint32_t name_len, ident_len, entry_len, authkey_len, cwd_len;
   uint32_t nfds;  // channel, stdin, stdout, stderr, then the handed ones
   uint64_t payload_size;
   int64_t parent_pid;
 };
 
-constexpr size_t kMaxRequest = sizeof(RequestHeader) + 3 * 4096 + 256 + 64;
+constexpr size_t kMaxRequest = sizeof(RequestHeader) + 3 * 4096 + 256 + PATH_MAX + 64;
 
 // Not a ForkMutex: it is held across the zygote's own fork() (atfork takes every ForkMutex).
 struct Zygote {
@@ -147,6 +151,8 @@ bool read_all(int fd, char *p, size_t n) {
 
 // ---- the zygote --------------------------------------------------------------------------
 
+sigset_t g_child_mask;  // the zygote's mask before it blocked SIGINT; its children get it back
+
 struct ZChild {
   pid_t pid;
   int pidfd;
@@ -167,7 +173,7 @@ void reply(int chan, int32_t kind, int32_t value, int fd = -1) {
     ::close(c.pidfd);
     ::close(c.chan);
   }
-  signal(SIGINT, SIG_DFL);
+  sigprocmask(SIG_SETMASK, &g_child_mask, nullptr);  // a SIGINT sent since fork arrives now
   const int chan = fds[0];
   for (int i = 0; i < 3; ++i) {
     if (fds[1 + i] != i) dup2(fds[1 + i], i);  // dup2 leaves the new descriptor inheritable
@@ -178,6 +184,11 @@ void reply(int chan, int32_t kind, int32_t value, int fd = -1) {
   id.ident.assign(strings + h.name_len, h.ident_len);
   const char *key = strings + h.name_len + h.ident_len + h.entry_len;
   id.authkey.assign(key, key + h.authkey_len);
+  if (h.cwd_len) {
+    const std::string cwd(key + h.authkey_len, h.cwd_len);
+    if (chdir(cwd.c_str()) != 0) {  // the client's directory is gone: stay where we are
+    }
+  }
   id.daemon = h.daemon != 0;
   id.parent_pid = zygote_pid;  // a daemon's tie is to the zygote
   id.handed_fds.assign(fds + 4, fds + nfds);
@@ -211,7 +222,7 @@ void serve_request(int ctl, std::vector<ZChild> &children) {
   };
   if (nfds < 4 || size_t(n) < sizeof h) return close_all();
   memcpy(&h, buf, sizeof h);
-  const size_t strings = size_t(h.name_len) + h.ident_len + h.entry_len + h.authkey_len;
+  const size_t strings = size_t(h.name_len) + h.ident_len + h.entry_len + h.authkey_len + h.cwd_len;
   if (h.magic != kMagic || h.version != kVersion || h.nfds != nfds || strings != size_t(n) - sizeof h)
     return close_all();
   const int chan = fds[0];
@@ -235,8 +246,31 @@ void serve_request(int ctl, std::vector<ZChild> &children) {
   children.push_back(ZChild{pid, pidfd, chan, h.daemon != 0});
 }
 
+// Close every descriptor above 2 but `keep`.
+void close_all_except(std::vector<int> keep) {
+  std::sort(keep.begin(), keep.end());
+  unsigned from = 3;
+  for (int fd : keep) {
+    if (fd < int(from)) continue;
+    if (unsigned(fd) > from) syscall(SYS_close_range, from, unsigned(fd) - 1, 0u);
+    from = unsigned(fd) + 1;
+  }
+  syscall(SYS_close_range, from, ~0u, 0u);
+}
+
 [[noreturn]] void zygote_main(int ctl) {
-  signal(SIGINT, SIG_IGN);  // Ctrl-C in the terminal is for the client, not for us
+  // Ctrl-C in the terminal is for the client, not for us: block SIGINT (rather than ignore
+  // it, so that a child interrupted before it restores the mask still gets it).
+  sigset_t intr;
+  sigemptyset(&intr);
+  sigaddset(&intr, SIGINT);
+  sigprocmask(SIG_BLOCK, &intr, &g_child_mask);
+  // Hold nothing of the client's but stdio and the library's own segments (objects created
+  // before the server started stay usable in its children).
+  std::vector<int> keep;
+  Segment::live_fds(&keep);
+  keep.push_back(ctl);
+  close_all_except(std::move(keep));
   std::vector<ZChild> children;
   std::vector<pollfd> pfds;
   for (;;) {
@@ -337,6 +371,13 @@ Status forkserver_fork(const ForkserverRequest &req, Child *out) {
   msg += id.ident;
   msg += spec.entry;
   msg.append(reinterpret_cast<const char *>(id.authkey.data()), id.authkey.size());
+  // The child runs in the client's current directory, as Python's forkserver children do.
+  char cwd[PATH_MAX];
+  if (getcwd(cwd, sizeof cwd)) {
+    h.cwd_len = uint32_t(strlen(cwd));
+    memcpy(msg.data() + offsetof(RequestHeader, cwd_len), &h.cwd_len, sizeof h.cwd_len);
+    msg += cwd;
+  }
   if (msg.size() > kMaxRequest) return fail(MPX_EINVAL, "name or entry too long for the forkserver");
 
   int sv[2];

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "platform/process.hpp"
 #include "platform/wait.hpp"
 
 namespace mpx::proc {
@@ -120,6 +121,7 @@ Status Process::init(const mpx_process_options *opts) {
   if (Status s = Spec::from_options(opts, &spec_); s != MPX_OK) return s;
   ident_ = next_child_ident();
   name_ = opts->name ? std::string(opts->name) : "Process-" + ident_;
+  bound_pid = platform::current_pid();  // a forked child may not join or signal its siblings
   return MPX_OK;
 }
 

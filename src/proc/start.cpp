@@ -51,9 +51,26 @@ void env_set(std::vector<std::string> &env, const std::string &entry) {
 
 // The child's side of a spawn: the redirections, then exec. Only async-signal-safe calls:
 // the parent may have had other threads.
+// Where PATH says `file` may be, in order (just `file` when it names a path). The child
+// tries each with execve, as posix_spawnp does (no /bin/sh fallback for scripts without #!).
+std::vector<std::string> exec_candidates(const std::string &file) {
+  if (file.find('/') != std::string::npos) return {file};
+  const char *path = getenv("PATH");
+  std::string_view dirs = path ? path : "/bin:/usr/bin";
+  std::vector<std::string> out;
+  for (;;) {
+    const size_t colon = dirs.find(':');
+    const std::string_view dir = dirs.substr(0, colon);
+    out.push_back((dir.empty() ? std::string(".") : std::string(dir)) + "/" + file);
+    if (colon == std::string_view::npos) break;
+    dirs.remove_prefix(colon + 1);
+  }
+  return out;
+}
+
 [[noreturn]] void exec_child(const std::vector<std::pair<int, int>> &dups, int low, const char *cwd,
-                             const char *file, char *const *argv, char *const *envp, int report_fd,
-                             pid_t parent, bool daemon) {
+                             const std::vector<std::string> &candidates, char *const *argv, char *const *envp,
+                             int report_fd, pid_t parent, bool daemon) {
   int err = 0;
   if (daemon) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -78,8 +95,15 @@ void env_set(std::vector<std::string> &env, const std::string &entry) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
   }
-  execvpe(file, argv, envp);
-  err = errno;
+  err = ENOENT;
+  for (const auto &c : candidates) {
+    execve(c.c_str(), argv, envp);
+    if (errno == EACCES) err = EACCES;
+    else if (errno != ENOENT && errno != ENOTDIR) {
+      err = errno;
+      break;
+    }
+  }
 fail:
   (void)!write(report_fd, &err, sizeof err);
   _exit(127);
@@ -228,12 +252,20 @@ Status Process::start_spawn() {
     if (err != 0) pid = -1;
   } else {
     // A daemon needs the parent-death signal set between fork and exec.
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0) return fail_errno("pipe2");
+    // The report pipe's child end must sit above the redirections' targets.
+    int pipe_fds[2];
+    if (pipe2(pipe_fds, O_CLOEXEC) != 0) return fail_errno("pipe2");
+    int report[2] = {pipe_fds[0], fcntl(pipe_fds[1], F_DUPFD_CLOEXEC, low)};
+    ::close(pipe_fds[1]);
+    if (report[1] < 0) {
+      ::close(report[0]);
+      return fail_errno("dup of the report pipe");
+    }
     const pid_t parent = pid_t(platform::current_pid());
+    const std::vector<std::string> candidates = exec_candidates(spec_.file);
     flush_std_streams();
     const std::function<void()> body = [&] {
-      exec_child(dups, low, cwd, file, argv.data(), envp.data(), report[1], parent, true);
+      exec_child(dups, low, cwd, candidates, argv.data(), envp.data(), report[1], parent, true);
     };
     pid = fork_child(true, body, &err);
     ::close(report[1]);

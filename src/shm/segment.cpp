@@ -55,6 +55,17 @@ Segment::~Segment() {
   }
 }
 
+void Segment::live_fds(std::vector<int> *out) {
+  std::vector<std::shared_ptr<Segment>> live;  // released after the lock
+  CacheLock lock;
+  if (!g_cache) return;
+  for (auto &[key, weak] : *g_cache)
+    if (auto seg = weak.lock(); seg && seg->fd_ >= 0) {
+      out->push_back(seg->fd_);
+      live.push_back(std::move(seg));
+    }
+}
+
 Status Segment::check_name(const char *name, std::string *normalised) {
   if (!name) return fail(MPX_EINVAL, "segment name is NULL");
   if (*name == '/') ++name;

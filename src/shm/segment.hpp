@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/error.hpp"
 
@@ -30,6 +31,10 @@ class Segment {
   // Attach an anonymous segment of process `pid` by its descriptor number and inode: the
   // inherited descriptor when this process has it, else /proc/<pid>/fd/<fd>.
   static Status attach_anonymous(uint32_t pid, int fd, uint64_t ino, std::shared_ptr<Segment> *out);
+
+  // The descriptors of every segment this process has mapped (a fork that closes the
+  // descriptors it inherited must keep these).
+  static void live_fds(std::vector<int> *out);
 
   // Normalise a user-supplied name: strip one leading '/', reject '/' and empty or too long.
   static Status check_name(const char *name, std::string *normalised);
