@@ -668,27 +668,32 @@ TEST(ProcessDestroy, DestroyWhileAnotherThreadJoinsGivesThatJoinEclosed) {
   }
 }
 
-TEST(ProcessDestroy, TheChildOfADestroyedObjectIsReapedWhenItEnds) {
-  // process.h: "A running child is not signalled: the library reaps it when it ends."
-  for (Method m : {kFork, kSpawn}) {
-    auto p = start_behaving(m, mpxt::kBlock);
-    ASSERT_TRUE(p);
-    const int64_t pid = mpxt::pid_of(p.get());
-    EXPECT_MPX_OK(mpx_process_destroy(p.release()));
-    mpxt::sleep_ms(100);
-    EXPECT_FALSE(mpxt::proc_dead(pid)) << m.name << ": destroy must not kill a running child";
-    kill(static_cast<pid_t>(pid), SIGKILL);
-    EXPECT_GE(mpxt::ms_until([&] { return mpxt::proc_state(pid) == 0; }, 1500ms), 0)
-        << m.name << ": the child ended but is still a zombie 1.5 s later, with no mpx call in between";
-    // Python reaps such children lazily, at the next start or active_children: let a lazy
-    // reaper catch up, so that the failure above is not reported again as a leak.
-    mpxt::ms_until(
-        [&] {
-          size_t none = 0;
-          mpx_active_children(nullptr, &none);
-          return mpxt::proc_state(pid) == 0;
-        },
-        3000ms);
+TEST(ProcessDestroy, TheChildOfADestroyedObjectIsReapedByTheNextStartOrActiveChildren) {
+  // process.h: "A running child is not signalled; once it has ended the library reaps it at
+  // the next mpx_process_start or mpx_active_children (as Python does)."
+  for (Method m : kAllMethods) {
+    for (bool by_start : {false, true}) {
+      SCOPED_TRACE(std::string(m.name) + (by_start ? ", reaped by a start" : ", reaped by active_children"));
+      auto p = start_behaving(m, mpxt::kBlock);
+      ASSERT_TRUE(p);
+      const int64_t pid = mpxt::pid_of(p.get());
+      EXPECT_MPX_OK(mpx_process_destroy(p.release()));
+      mpxt::sleep_ms(100);
+      EXPECT_FALSE(mpxt::proc_dead(pid)) << "destroy must not kill a running child";
+      kill(static_cast<pid_t>(pid), SIGKILL);
+      EXPECT_GE(mpxt::ms_until([&] { return mpxt::proc_dead(pid); }, 2000ms), 0);
+      if (by_start) {
+        auto q = start_behaving(kFork, mpxt::kReturn);
+        ASSERT_TRUE(q);
+        EXPECT_EQ(mpxt::join_exitcode(q.get()), 0);
+      } else {
+        size_t none = 0;
+        EXPECT_MPX_OK(mpx_active_children(nullptr, &none));
+      }
+      // A forkserver child is the server's to reap: give it a moment.
+      EXPECT_GE(mpxt::ms_until([&] { return mpxt::proc_state(pid) == 0; }, m.method == MPX_START_FORKSERVER ? 1000ms : 0ms), 0)
+          << "still a zombie after the call that reaps";
+    }
   }
 }
 
@@ -728,6 +733,83 @@ TEST(ProcessFork, AForkedChildMayNotUseItsParentsProcessHandles) {
   EXPECT_TRUE(mpxt::is_alive(s)) << "the forked child's kill reached its sibling";
   EXPECT_MPX_OK(mpx_process_kill(s));
   EXPECT_EQ(mpxt::join_exitcode(s), -SIGKILL);
+}
+
+// ---- children reaped behind the library's back -------------------------------------------------
+
+TEST(ProcessReaping, AChildTheApplicationReapedItselfReadsAs255) {
+  // docs/processes.md: "If the application reaps mpx's children itself ... mpx still sees that
+  // they ended, and reports 255." Above all, join must not hang.
+  auto p = start_behaving(kFork, mpxt::kExit7);
+  ASSERT_TRUE(p);
+  const pid_t pid = static_cast<pid_t>(mpxt::pid_of(p.get()));
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+  mpxt::Stopwatch sw;
+  EXPECT_MPX_OK(mpx_process_join(p.get(), 2000));
+  EXPECT_LT(sw.ms(), 1000);
+  EXPECT_EQ(mpxt::exitcode_of(p.get()), 255);
+  EXPECT_FALSE(mpxt::is_alive(p.get()));
+}
+
+TEST(ProcessReaping, WithSigchldIgnoredJoinStillReturns) {
+  auto st = mpxt::run_in_child([] {
+    signal(SIGCHLD, SIG_IGN);  // the kernel reaps every child at once
+    for (Method m : {kFork, kSpawn}) {
+      auto o = mpxt::process_options(m.method);
+      mpxt::Argv argv{"x", "exit=3"};
+      if (m.method == MPX_START_FORK) {
+        o.fn = mpxt::behave_fn;
+        o.arg = mpxt::behave_arg(mpxt::kExit7);
+      } else {
+        o.file = mpxt::kChildPlain;
+        o.argv = argv.get();
+      }
+      mpx_process *p = nullptr;
+      CHILD_MPX_OK(mpx_process_create(&p, &o));
+      CHILD_MPX_OK(mpx_process_start(p));
+      CHILD_MPX_OK(mpx_process_join(p, 3000));
+      int code = 0;
+      CHILD_MPX_OK(mpx_process_exitcode(p, &code));
+      CHILD_CHECK(code == 255 || code == (m.method == MPX_START_FORK ? 7 : 3));
+      mpx_process_destroy(p);
+    }
+    return 0;
+  });
+  EXPECT_TRUE(st.ok()) << st.describe();
+}
+
+// ---- forkserver children's working directory ------------------------------------------------------
+
+namespace {
+void cwd_entry(const void *, size_t) {
+  char buf[4096];
+  std::string cwd = getcwd(buf, sizeof buf) ? buf : "?";
+  mpxt::child_write(mpxt::report_fd(), cwd);
+}
+const int kCwdEntry = mpxt::register_entry("mpxt.cwd", cwd_entry);
+}  // namespace
+
+TEST(ProcessForkserver, ChildRunsInTheClientsCurrentDirectory) {
+  // As Python's forkserver children do (they chdir to the parent's directory at start).
+  ASSERT_EQ(kCwdEntry, MPX_OK);
+  char old[4096];
+  ASSERT_NE(getcwd(old, sizeof old), nullptr);
+  char tmpl[] = "/tmp/mpxt-cwd-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  char real[4096];
+  ASSERT_NE(realpath(tmpl, real), nullptr);
+  ASSERT_EQ(chdir(real), 0);
+  mpxt::Pipe pipe;
+  auto p = mpxt::start_entry(MPX_START_FORKSERVER, "mpxt.cwd", nullptr, 0, {pipe.write_end()});
+  EXPECT_EQ(chdir(old), 0);
+  if (p) {
+    pipe.close_write();
+    EXPECT_EQ(mpxt::read_all(pipe.read_end()), real);
+    EXPECT_EQ(mpxt::join_exitcode(p.get()), 0);
+  }
+  rmdir(real);
 }
 
 // ---- signals -----------------------------------------------------------------------------------
