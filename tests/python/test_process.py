@@ -658,5 +658,12 @@ class MainModule(TestCase):
 
 
 
+def tearDownModule():
+    # The forkserver is a child of this process: stop it, so that later tests that count
+    # this process's children see none.
+    from mpx import forkserver
+    forkserver.stop()
+
+
 if __name__ == "__main__":
     unittest.main()

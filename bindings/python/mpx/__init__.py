@@ -32,23 +32,44 @@ from ._lib import (
     OwnerDiedError, NotRecoverableError, MpxOverflowError, BrokenError, ClosedError,
     CorruptError, ForkedError, MpxIndexError, MpxOSError,
 )
-from .synchronize import Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier
-from .sharedctypes import Value, Array, RawValue, RawArray
-from . import shared_memory
-
+# The rest is imported on first use (PEP 562): a spawned child, which imports this
+# package before anything else, then compiles and loads only the modules it needs.
+_LAZY = {
+    "Lock": "synchronize", "RLock": "synchronize", "Semaphore": "synchronize",
+    "BoundedSemaphore": "synchronize", "Condition": "synchronize", "Event": "synchronize",
+    "Barrier": "synchronize",
+    "Value": "sharedctypes", "Array": "sharedctypes", "RawValue": "sharedctypes",
+    "RawArray": "sharedctypes",
+    "shared_memory": "shared_memory", "synchronize": "synchronize",
+    "sharedctypes": "sharedctypes",
+}
 if _lib.HAVE_PROCESS:
-    from .process import current_process, active_children, parent_process
-    from .context import (
-        Process, get_context, get_start_method, set_start_method, get_all_start_methods,
-        cpu_count, ProcessError, BufferTooShort,
-    )
     _PROCESS_NAMES = [
         "Process", "current_process", "active_children", "parent_process", "cpu_count",
         "get_context", "get_start_method", "set_start_method", "get_all_start_methods",
         "ProcessError", "BufferTooShort",
     ]
+    _LAZY.update(dict.fromkeys(["current_process", "active_children", "parent_process"], "process"))
+    _LAZY.update(dict.fromkeys(_PROCESS_NAMES[4:] + ["Process"], "context"))
+    _LAZY.update(process="process", context="context")
 else:  # a library built before the process API
     _PROCESS_NAMES = []
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    mod = importlib.import_module("." + module, __name__)
+    value = mod if name == module else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = _lib.version_string
 library_path = _lib.library_path

@@ -14,7 +14,6 @@ call with no argument conversion.
 """
 
 import ctypes
-import ctypes.util
 import errno as _errno
 import math
 import os
@@ -46,7 +45,8 @@ def _load():
     for path in _candidates():
         if os.path.exists(path):
             return ctypes.CDLL(path), path
-    found = ctypes.util.find_library("mpx")
+    from ctypes.util import find_library
+    found = find_library("mpx")
     for name in ([found] if found else []) + [_SONAME]:
         try:
             return ctypes.CDLL(name), name

@@ -17,6 +17,7 @@ daemonic children with SIGKILL and exits; non-daemonic children go on. Children 
 killed.
 """
 
+import _signal
 import os
 import pickle
 import select
@@ -28,12 +29,15 @@ import threading
 
 from . import _lib
 
-__all__ = ["ensure_running", "main"]
+__all__ = ["ensure_running", "stop", "main"]
 
 # Request: daemon flag, payload inline (1) or following on the child's socket (0), payload size.
 _REQUEST = struct.Struct("<BBxxxxxxQ")
 _PID = struct.Struct("<q")
 _STATUS = struct.Struct("<i")
+_FDS = struct.Struct("i")
+_SIGINT = signal.SIGINT.value
+_default_int_handler = signal.default_int_handler
 _INLINE_MAX = 32 * 1024
 _MAX_FDS = 64
 _SERVER_NAME = "ForkServer"
@@ -48,6 +52,8 @@ class _Client:
         self.handle = None       # the server's mpx_process handle (the library reaps it)
         self.pid = None
         self.sys_path = None     # sys.path when the server was prepared
+        self.authkey = None      # the library's authkey when the server was started
+        self.method = None       # mpx's default start method when it was started
         self.cwd = None
 
     def ensure_running(self):
@@ -59,22 +65,31 @@ class _Client:
     def _start(self):
         from . import spawn
         from .popen_spawn import start_program
+        from .process import _c_authkey, current_process
+        prep = spawn.get_preparation_data(_SERVER_NAME)
+        prep.pop('name', None)
+        me = current_process()
+        prep['mpx_client'] = (me.name, os.getpid())   # children's parent_process()
+        code = spawn.shipped_code()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        r, w = os.pipe()
         try:
-            prep = spawn.get_preparation_data(_SERVER_NAME)
-            prep.pop('name', None)
-            argv = spawn.get_command_line("from mpx.forkserver import main; main()")
-            handle = start_program(argv, [theirs.fileno()], _SERVER_NAME)
+            argv = spawn.get_command_line("from mpx.forkserver import main; main(f, 4)")
+            handle = start_program(argv, [r, theirs.fileno()], _SERVER_NAME)
         except BaseException:
             mine.close()
+            os.close(w)
             raise
         finally:
             theirs.close()
+            os.close(r)
+        self.authkey = _c_authkey()   # what the server and its children inherit
         self.pid = _lib.out_value(_lib.C.mpx_process_pid, handle, _lib.c_int64)
         self.handle = handle
         self.sys_path = list(sys.path)
         self.cwd = prep['dir']
-        mine.sendall(pickle.dumps(prep, pickle.HIGHEST_PROTOCOL))
+        self.method = prep['start_method']
+        spawn.write_to_child(w, code, pickle.dumps(prep, pickle.HIGHEST_PROTOCOL))
         self.ctl = mine
         _register_at_fork()
 
@@ -84,6 +99,17 @@ class _Client:
             ctl.close()
         self.handle = None
         self.pid = None
+
+    def stop(self, timeout):
+        with self.lock:
+            handle = self.handle
+            self._forget()   # EOF on its control socket: the server exits
+            if handle is not None:
+                C = _lib.C
+                if C.mpx_process_join(handle, _lib.ms_from_timeout(timeout)) < 0:
+                    C.mpx_process_kill(handle)
+                    C.mpx_process_join(handle, -1)
+                C.mpx_process_destroy(handle)
 
     def request(self, sock_fd, fds, daemon, payload):
         """Ask for a child; `payload` goes inline when small (True is returned), else the
@@ -115,6 +141,12 @@ def ensure_running():
     return _client.ensure_running()
 
 
+def stop(timeout=5.0):
+    """Stop this process's forkserver (the next forkserver child starts another). Its
+    daemonic children are killed; the others go on, but their exit codes are lost (255)."""
+    _client.stop(timeout)
+
+
 def _after_fork_in_child():
     # A forked child is a new client: it must not share the parent's control socket (the
     # server would not see the parent's death, and two clients would mix their requests).
@@ -132,26 +164,35 @@ def _register_at_fork():
 
 # ---- the server ------------------------------------------------------------------------------
 
-def main(ctl_fd=3):
-    """The forkserver process: prepare as the client says, then serve until it goes."""
+def main(f, ctl_fd):
+    """The forkserver process: prepare as the client says (the preparation data arrives on
+    the pipe `f`), then serve the control socket `ctl_fd` until the client goes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is for the client and children
+    with f:
+        try:
+            prep = pickle.load(f)
+        except EOFError:
+            return
     ctl = socket.socket(fileno=ctl_fd)
-    msg = ctl.recv(1 << 24)
-    if not msg:
-        return
     from . import spawn
+    client = prep.pop('mpx_client', None)
     try:
-        spawn.prepare(pickle.loads(msg))
+        spawn.prepare(prep)
     except BaseException:
         # The main module failed to import: children that need it will say so.
         import traceback
         traceback.print_exc()
-    import mpx.context  # noqa: F401  (what children unpickle, imported once here)
-    _Server(ctl).serve()
+    _Server(ctl, client).serve()
 
 
 class _Server:
-    def __init__(self, ctl):
+    def __init__(self, ctl, client):
+        # What every child needs, imported or made once here rather than in each child.
+        from . import context, popen_fork, process, spawn
+        self.stdin = process._open_devnull() if sys.stdin is not None else None
+        self.kit = process.ForkKit(client[0], client[1], self.stdin) if client else None
+        self.needs = (spawn, popen_fork.options, popen_fork._after_fork,
+                      context._force_start_method, process.ForkKit, process._set_c_authkey)
         self.ctl = ctl
         self.ctl_fd = ctl.fileno()
         self.pid = os.getpid()
@@ -159,20 +200,28 @@ class _Server:
         self.ep = select.epoll()
         self.ep.register(self.ctl_fd, select.EPOLLIN)
         self.children = {}   # pidfd -> (pid, socket fd, daemon)
+        self.anc_size = socket.CMSG_SPACE(_MAX_FDS * 4)
 
     def serve(self):
+        ctl_fd = self.ctl_fd
+        poll = self.ep.poll
         while True:
-            for fd, _ in self.ep.poll():
-                if fd == self.ctl_fd:
+            for fd, _ in poll():
+                if fd == ctl_fd:
                     self._request()
                 else:
                     self._reap(fd)
 
     def _request(self):
+        fds = []
         try:
-            msg, fds, _, _ = socket.recv_fds(self.ctl, _REQUEST.size + _INLINE_MAX, _MAX_FDS)
-        except (ConnectionResetError, OSError):
-            msg, fds = b"", []
+            msg, anc, _, _ = self.ctl.recvmsg(_REQUEST.size + _INLINE_MAX, self.anc_size)
+        except OSError:
+            msg, anc = b"", []
+        for level, kind, data in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds += _FDS.iter_unpack(data[:len(data) - len(data) % 4])
+        fds = [f[0] for f in fds]
         if len(msg) < _REQUEST.size or not fds:
             for f in fds:
                 os.close(f)
@@ -216,18 +265,19 @@ class _Server:
         os._exit(0)
 
     def _in_child(self, sock_fd, payload, size, extra):
+        # Plain os.close and _signal: a fork child pays for every page it touches.
         code = 1
         try:
             self.ep.close()
-            self.ctl.close()
+            os.close(self.ctl_fd)
             for pidfd, (_, fd, _) in self.children.items():
                 os.close(pidfd)
                 os.close(fd)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            _signal.signal(_SIGINT, _default_int_handler)
             if payload is None:
                 payload = _read_exactly(sock_fd, size)
             os.close(sock_fd)
-            code = _run_child(payload, extra, self.pid, self.cwd)
+            code = self._run_child(payload, extra)
         except BaseException:
             import traceback
             traceback.print_exc()
@@ -237,6 +287,28 @@ class _Server:
                 sys.stderr.flush()
             finally:
                 os._exit(code)
+
+    def _run_child(self, payload, extra):
+        spawn, options, after_fork, force_start_method, ForkKit, set_authkey = self.needs
+        if extra:
+            spawn._inherited_fds[:] = extra
+        cwd, sys_path, method, authkey, proc = pickle.loads(payload)
+        opts = options(proc, _lib.MPX_START_FORKSERVER)
+        rc = after_fork(_lib.byref(opts), _lib.c_int64(self.pid))
+        if rc < 0:
+            raise _lib.error(rc, "take the child's identity")
+        if authkey is not None:
+            set_authkey(authkey)
+        if cwd != self.cwd:
+            os.chdir(cwd)
+        if sys_path is not None:
+            sys.path[:] = sys_path
+        if method is not None:
+            force_start_method(method)
+        kit = self.kit
+        if kit is None or kit.key != (proc._parent_name, proc._parent_pid):
+            kit = ForkKit(proc._parent_name, proc._parent_pid, self.stdin)
+        return proc._bootstrap(True, kit)
 
 
 def _read_exactly(fd, n):
@@ -249,22 +321,3 @@ def _read_exactly(fd, n):
             raise EOFError("the client closed the child's socket before sending it all")
         got += k
     return buf
-
-
-def _run_child(payload, extra, server_pid, server_cwd):
-    from . import spawn
-    from .popen_fork import options, _after_fork
-    spawn._inherited_fds[:] = extra
-    cwd, sys_path, method, proc = pickle.loads(payload)
-    opts = options(proc, _lib.MPX_START_FORKSERVER)
-    rc = _after_fork(_lib.byref(opts), _lib.c_int64(server_pid))
-    if rc < 0:
-        raise _lib.error(rc, "take the child's identity")
-    if cwd != server_cwd:
-        os.chdir(cwd)
-    if sys_path is not None:
-        sys.path[:] = sys_path
-    if method is not None:
-        from .context import _force_start_method
-        _force_start_method(method)
-    return proc._bootstrap(fork=True)

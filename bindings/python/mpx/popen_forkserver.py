@@ -12,7 +12,7 @@ import sys
 
 from . import forkserver, spawn
 from ._lib import ms_from_timeout
-from .process import ORIGINAL_DIR
+from .process import ORIGINAL_DIR, _c_authkey
 
 __all__ = ["Popen"]
 
@@ -48,7 +48,10 @@ class Popen(spawn.SpawningPopen):
         sys_path = None
         if sys.path != client.sys_path:
             sys_path = [ORIGINAL_DIR if p == '' else p for p in sys.path]
-        data = self._pickle((os.getcwd(), sys_path, get_start_method(), process_obj))
+        key = _c_authkey()   # the server's children have the key it started with
+        method = get_start_method()
+        data = self._pickle((os.getcwd(), sys_path, method if method != client.method else None,
+                             key if key != client.authkey else None, process_obj))
         mine, theirs = socket.socketpair()
         try:
             inline = client.request(theirs.fileno(), self._fds, process_obj.daemon, data)

@@ -58,11 +58,12 @@ class Popen(spawn.SpawningPopen, HandlePopen):
     def _launch(self, process_obj):
         prep = spawn.get_preparation_data(process_obj._name)
         data = self._pickle(prep, process_obj)
+        code = spawn.shipped_code()
         r, w = os.pipe()
         try:
             opts = options(process_obj, _lib.MPX_START_SPAWN)
             argv = spawn.get_command_line(
-                f"from mpx.spawn import spawn_main; spawn_main({spawn.PIPE_FD}, {len(self._fds)})")
+                f"from mpx.spawn import spawn_main; spawn_main(f, {len(self._fds)})")
             _fill(opts, argv, [r, *self._fds])
             handle = _create_and_start(opts)
         except BaseException:
@@ -74,8 +75,4 @@ class Popen(spawn.SpawningPopen, HandlePopen):
         try:
             self.pid = _lib.out_value(C.mpx_process_pid, handle, _lib.c_int64)
         finally:
-            try:
-                with open(w, 'wb', closefd=True) as f:
-                    f.write(data)
-            except BrokenPipeError:
-                pass  # the child died early: its exit code tells
+            spawn.write_to_child(w, code, data)

@@ -312,6 +312,12 @@ class BaseProcess:
         state['_popen'] = None
         return state
 
+    def __reduce__(self):
+        # Rebuilt by _rebuild_process rather than pickle's default, which interns every
+        # attribute name: lookups in the interpreter's big table of interned strings that
+        # cost a forkserver child a copy-on-write fault each.
+        return _rebuild_process, (type(self), self.__getstate__())
+
     # ---- in the child ----
 
     def _bootstrap(self, fork=False, kit=None):
@@ -379,6 +385,16 @@ class BaseProcess:
                 except (AttributeError, ValueError, OSError):
                     pass
         return exitcode
+
+
+def _rebuild_process(cls, state):
+    obj = cls.__new__(cls)
+    setstate = getattr(obj, '__setstate__', None)
+    if setstate is not None:
+        setstate(state)
+    else:
+        obj.__dict__.update(state)
+    return obj
 
 
 _HAVE_THREAD_NATIVE_ID = threading._HAVE_THREAD_NATIVE_ID
@@ -544,6 +560,9 @@ del _MainProcess
 
 def _atexit():
     _exit_function()
+    kit = _kit
+    if kit is not None and kit.stdin is not None and kit.parent._pid == _getpid():
+        kit.stdin.close()
 
 
 import atexit  # noqa: E402

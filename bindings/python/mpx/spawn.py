@@ -2,14 +2,16 @@
 preparation data (``multiprocessing.spawn``'s, so that the main module is imported the way
 multiprocessing imports it), descriptors passed by pickling, and the child's entry point.
 
-A spawned child is ``sys.executable -c 'from mpx.spawn import spawn_main; spawn_main()'``,
-started by libmpx with the read end of a pipe as its descriptor 3 (and any descriptor a
-pickled object needs as 4, 5, ...). The parent writes the pickled preparation data and the
-pickled process object into the pipe.
+A spawned child is ``sys.executable -c '<bootstrap>'``, started by libmpx with the read end
+of a pipe as its descriptor 3 (and any descriptor a pickled object needs as 4, 5, ...). The
+parent writes into the pipe the compiled code of the mpx modules it has loaded, then the
+pickled preparation data and process object. The code is shipped because compiling mpx's
+sources is most of what a new interpreter would spend on mpx when no bytecode cache can be
+written (PYTHONDONTWRITEBYTECODE, a read-only install): unmarshalling it costs ~1 ms, against
+~20 ms for compiling it.
 """
 
 import os
-import subprocess
 import sys
 
 import multiprocessing.context as _mpc
@@ -26,16 +28,90 @@ PIPE_FD = 3
 # preparation data gives it the parent's sys.path.
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Run by the new interpreter: read the shipped code from descriptor 3 (a length, then a
+# marshalled {module name: marshalled code}), import mpx modules from it (falling back to
+# their sources), then run the entry, which reads the rest of the pipe from `f`.
+_BOOTSTRAP = """\
+import sys, marshal, importlib.machinery as m
+sys.path.insert(0, {package_parent!r})
+f = open({fd}, 'rb')
+n = int.from_bytes(f.read(8), 'little')
+codes = marshal.loads(f.read(n)) if n else {{}}
+class L(m.SourceFileLoader):
+    def get_code(self, name):
+        c = codes.pop(name, None)
+        return marshal.loads(c) if c is not None else super().get_code(name)
+class F:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name in codes:
+            s = m.PathFinder.find_spec(name, path)
+            if s is not None and type(s.loader) is m.SourceFileLoader:
+                s.loader = L(s.loader.name, s.loader.path)
+            return s
+sys.meta_path.insert(0, F)
+{entry}
+"""
+
 
 def get_executable():
     return _mps.get_executable()
 
 
 def get_command_line(entry):
-    """argv that runs `entry` (Python source, after mpx is importable) in a new interpreter
+    """argv that runs `entry` (Python source; `f` is the open pipe) in a new interpreter
     with the parent's interpreter flags."""
-    code = f"import sys; sys.path.insert(0, {_PACKAGE_PARENT!r}); {entry}"
+    import subprocess
+    code = _BOOTSTRAP.format(package_parent=_PACKAGE_PARENT, fd=PIPE_FD, entry=entry)
     return [get_executable(), *subprocess._args_from_interpreter_flags(), "-c", code]
+
+
+_shipped = (None, b"")
+
+
+def shipped_code():
+    """The header and code the bootstrap reads first: every loaded mpx module's code,
+    compiled once (again when more mpx modules are loaded)."""
+    global _shipped
+    if os.fsdecode(get_executable()) != sys.executable:
+        return (0).to_bytes(8, "little")   # another interpreter: it compiles for itself
+    import marshal
+    names = frozenset(n for n in sys.modules if n == "mpx" or n.startswith("mpx."))
+    if _shipped[0] != names:
+        codes = {}
+        for name in names:
+            path = getattr(sys.modules[name], "__file__", None)
+            if not path or not path.endswith(".py"):
+                continue
+            try:
+                with open(path, "rb") as f:
+                    source = f.read()
+                code = compile(source, path, "exec", dont_inherit=True,
+                               optimize=sys.flags.optimize)
+            except (OSError, SyntaxError):
+                continue
+            codes[name] = marshal.dumps(code)
+        blob = marshal.dumps(codes)
+        _shipped = (names, len(blob).to_bytes(8, "little") + blob)
+    return _shipped[1]
+
+
+def write_to_child(fd, *parts):
+    """Write `parts` into the pipe `fd` and close it. The pipe is first grown to hold them
+    all, so that the parent does not wait for the new interpreter to start reading."""
+    total = sum(len(p) for p in parts)
+    try:
+        import fcntl
+        size = 1 << max(16, (total - 1).bit_length())
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, min(size, 1 << 20))
+    except (ImportError, AttributeError, OSError):
+        pass
+    try:
+        with open(fd, "wb", closefd=True) as f:
+            for p in parts:
+                f.write(p)
+    except BrokenPipeError:
+        pass  # the child died early: its exit code tells
 
 
 def get_preparation_data(name):
@@ -142,17 +218,17 @@ class SpawningPopen:
 
 # ---- the child ----------------------------------------------------------------------------
 
-def spawn_main(pipe_fd=PIPE_FD, nfds=0):
+def spawn_main(f, nfds=0):
     """Entry point of a spawned child: read the preparation data and the process object
-    from `pipe_fd`, run it, exit with its exit code."""
+    from the pipe `f`, run it, exit with its exit code."""
     import pickle
-    _inherited_fds[:] = range(pipe_fd + 1, pipe_fd + 1 + nfds)
-    with open(pipe_fd, 'rb', closefd=True) as from_parent:
-        prepare(pickle.load(from_parent))
+    _inherited_fds[:] = range(PIPE_FD + 1, PIPE_FD + 1 + nfds)
+    with f:
+        prepare(pickle.load(f))
         main = _mpp.current_process()
         main._inheriting = True
         try:
-            self = pickle.load(from_parent)
+            self = pickle.load(f)
         finally:
             del main._inheriting
     sys.exit(self._bootstrap())
