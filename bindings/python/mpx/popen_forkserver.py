@@ -111,3 +111,5 @@ class Popen(spawn.SpawningPopen):
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
+
+    __del__ = close

@@ -428,14 +428,19 @@ def fork_kit():
     key = (me._name, _getpid())
     kit = _kit
     if kit is None or kit.key != key:
-        kit = _kit = ForkKit(me._name, key[1], _open_devnull() if sys.stdin is not None else None)
+        if kit is not None and kit.stdin is not None and kit.parent._pid == key[1]:
+            kit.stdin.close()
+        kit = _kit = ForkKit(me._name, key[1],
+                             _open_devnull(True) if sys.stdin is not None else None)
     return kit
 
 
-def _open_devnull():
+def _open_devnull(closefd=False):
+    # closefd=False as multiprocessing: a child's stdin is never closed, and then must not
+    # warn (ResourceWarning) at interpreter exit.
     fd = os.open(os.devnull, os.O_RDONLY)
     try:
-        return open(fd, encoding="utf-8", closefd=True)
+        return open(fd, encoding="utf-8", closefd=closefd)
     except BaseException:
         os.close(fd)
         raise
