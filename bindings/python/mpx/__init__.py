@@ -43,20 +43,20 @@ _LAZY = {
     "shared_memory": "shared_memory", "synchronize": "synchronize",
     "sharedctypes": "sharedctypes",
 }
-if _lib.HAVE_PROCESS:
-    _PROCESS_NAMES = [
-        "Process", "current_process", "active_children", "parent_process", "cpu_count",
-        "get_context", "get_start_method", "set_start_method", "get_all_start_methods",
-        "ProcessError", "BufferTooShort",
-    ]
-    _LAZY.update(dict.fromkeys(["current_process", "active_children", "parent_process"], "process"))
-    _LAZY.update(dict.fromkeys(_PROCESS_NAMES[4:] + ["Process"], "context"))
-    _LAZY.update(process="process", context="context")
-else:  # a library built before the process API
-    _PROCESS_NAMES = []
+_PROCESS_NAMES = [
+    "Process", "current_process", "active_children", "parent_process", "cpu_count",
+    "get_context", "get_start_method", "set_start_method", "get_all_start_methods",
+    "ProcessError", "BufferTooShort",
+]
+_LAZY.update(dict.fromkeys(["current_process", "active_children", "parent_process"], "process"))
+_LAZY.update(dict.fromkeys(_PROCESS_NAMES[4:] + ["Process"], "context"))
+_LAZY.update(process="process", context="context")
 
 
 def __getattr__(name):
+    if name in ("__version__", "library_path"):
+        value = globals()[name] = getattr(_lib, "version_string" if name == "__version__" else name)
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -71,8 +71,9 @@ def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
 
-__version__ = _lib.version_string
-library_path = _lib.library_path
+if not _lib.DEFERRED:
+    __version__ = _lib.version_string
+    library_path = _lib.library_path
 
 __all__ = [
     "Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier",

@@ -57,7 +57,10 @@ def _load():
         "'cmake --preset default && cmake --build --preset default'")
 
 
-lib, library_path = _load()
+# MPX_DEFER_LOAD=1: load the library on first use rather than at import. mpx's spawned
+# children import mpx that way (their bootstrap sets it only while importing), so that a
+# child that never calls the library does not pay for loading it.
+DEFERRED = os.environ.get("MPX_DEFER_LOAD") == "1"
 
 # ---- constants mirrored from include/mpx/*.h ---------------------------------------------
 
@@ -304,35 +307,75 @@ _PROCESS_PROTOTYPES = {
 
 
 class _Functions:
-    """Namespace of typed C functions: ``C.mpx_lock_create(...)``."""
+    """Namespace of typed C functions: ``C.mpx_lock_create(...)`` (the library is loaded on
+    first use when DEFERRED)."""
+
+    def __getattr__(self, name):
+        if name.startswith("mpx_") and not _loaded:
+            _load_now()
+            return getattr(self, name)
+        raise AttributeError(name)
 
 
 C = _Functions()
-for _name, (_restype, _argtypes) in _PROTOTYPES.items():
-    _f = lib[_name]
-    _f.restype = _restype
-    _f.argtypes = _argtypes
-    setattr(C, _name, _f)
-
-HAVE_PROCESS = True
-for _name, (_restype, _argtypes) in _PROCESS_PROTOTYPES.items():
-    try:
-        _f = lib[_name]
-    except AttributeError:
-        HAVE_PROCESS = False
-        continue
-    _f.restype = _restype
-    _f.argtypes = _argtypes
-    setattr(C, _name, _f)
+_loaded = False
+_on_load = []
+_load_lock = __import__("_thread").allocate_lock()
 
 
-# The same library through PyDLL: calls keep the GIL (no release/re-acquire, ~20 ns less).
-# Only for calls that never block: releases, sets, queries.
-_lib_gil = ctypes.PyDLL(library_path, handle=lib._handle)
+def _load_now():
+    global lib, library_path, _lib_gil, HAVE_PROCESS, version, version_string, _loaded
+    with _load_lock:
+        if _loaded:
+            return
+        lib_, path = _load()
+        for name, (restype, argtypes) in _PROTOTYPES.items():
+            f = lib_[name]
+            f.restype = restype
+            f.argtypes = argtypes
+            setattr(C, name, f)
+        have_process = True
+        for name, (restype, argtypes) in _PROCESS_PROTOTYPES.items():
+            try:
+                f = lib_[name]
+            except AttributeError:
+                have_process = False
+                continue
+            f.restype = restype
+            f.argtypes = argtypes
+            setattr(C, name, f)
+        v = C.mpx_version()
+        vs = C.mpx_version_string().decode()
+        if v // 10000 != 0:
+            raise ImportError(f"mpx: {path} is version {vs}; this binding needs 0.x")
+        lib, library_path, HAVE_PROCESS, version, version_string = lib_, path, have_process, v, vs
+        # The same library through PyDLL: calls keep the GIL (no release/re-acquire, ~20 ns
+        # less). Only for calls that never block: releases, sets, queries.
+        _lib_gil = ctypes.PyDLL(path, handle=lib_._handle)
+        _loaded = True
+    for fn in _on_load:
+        fn()
+
+
+def on_load(fn):
+    """Call fn() once the library is loaded (now, if it is)."""
+    if _loaded:
+        fn()
+    else:
+        _on_load.append(fn)
+
+
+def __getattr__(name):
+    if name in ("lib", "library_path", "_lib_gil", "HAVE_PROCESS", "version", "version_string"):
+        _load_now()
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def raw_gil(name):
     """Like raw(), but the call keeps the GIL: only for functions that never block."""
+    if not _loaded:
+        _load_now()
     return _lib_gil[name]
 
 
@@ -341,13 +384,13 @@ def raw(name):
 
     Arguments must be ctypes instances of the right C type (c_void_p, c_int64, ...):
     without argtypes, ctypes would pass a Python int as a C int."""
+    if not _loaded:
+        _load_now()
     return lib[name]
 
 
-version = C.mpx_version()
-version_string = C.mpx_version_string().decode()
-if version // 10000 != 0:
-    raise ImportError(f"mpx: {library_path} is version {version_string}; this binding needs 0.x")
+if not DEFERRED:
+    _load_now()
 
 # ---- timeouts --------------------------------------------------------------------------
 

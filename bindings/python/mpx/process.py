@@ -31,7 +31,7 @@ from multiprocessing.process import AuthenticationString
 from . import _lib
 from ._lib import C, check, c_int, c_int64, c_size_t, byref
 
-if not _lib.HAVE_PROCESS:
+if not _lib.DEFERRED and not _lib.HAVE_PROCESS:
     raise ImportError(f"mpx: {_lib.library_path} has no process API (built before process.h)")
 
 __all__ = ["BaseProcess", "current_process", "active_children", "parent_process",
@@ -518,17 +518,34 @@ class _ParentProcess(BaseProcess):
 
 class _MainProcess(BaseProcess):
     """The process as the library sees it: MainProcess, unless a C program started it
-    through mpx (then its name, parent and daemon flag come from the library)."""
+    through mpx (then its name, parent and daemon flag come from the library). What comes
+    from the library is read when first needed (see _lib.DEFERRED)."""
 
     def __init__(self):
-        self._name = _c_current_name()
-        self._identity = _identity_from_name(self._name)
         self._parent_pid = None
         self._popen = None
         self._closed = False
         self._config = {'semprefix': '/mp'}
-        if _c_current_daemon():
-            self._config['daemon'] = True
+
+    @property
+    def _name(self):
+        try:
+            return self.__dict__['_name']
+        except KeyError:
+            name = self.__dict__['_name'] = _c_current_name()
+            return name
+
+    @_name.setter
+    def _name(self, name):
+        self.__dict__['_name'] = name
+
+    @property
+    def _identity(self):
+        try:
+            return self.__dict__['_identity']
+        except KeyError:
+            identity = self.__dict__['_identity'] = _identity_from_name(self._name)
+            return identity
 
     def close(self):
         pass
@@ -544,23 +561,34 @@ def _identity_from_name(name):
         return ()
 
 
-# One authkey for the process: a program that did not come from mpx takes
-# multiprocessing's (random) key as the library's, so that both agree; one that did
-# (its key came from its parent) gives it to multiprocessing.
-if _c_parent_pid() == 0:
-    _set_c_authkey(_mpp.current_process().authkey)
-else:
-    _mpp.current_process()._config['authkey'] = AuthenticationString(_c_authkey())
-
 _current_process = _MainProcess()
 # Second references, so that replacing the current process in a fork child frees nothing
 # (a free writes to the freed objects' pages: copy-on-write faults).
 _main_process = _current_process
 _mp_main_process = _mpp._current_process
 _parent_process = None
-if _c_parent_pid() != 0:
-    _parent_process = _ParentProcess(None, _c_parent_pid())
-del _MainProcess
+
+
+def _library_loaded():
+    """What the library knows of this process, applied once it is loaded."""
+    global _parent_process
+    parent = _c_parent_pid()
+    # One authkey for the process: a program that did not come from mpx takes
+    # multiprocessing's (random) key as the library's, so that both agree; one that did
+    # (its key came from its parent) gives it to multiprocessing.
+    mp_main = _mpp._current_process
+    if parent == 0:
+        _set_c_authkey(mp_main.authkey)
+    elif mp_main is _mp_main_process:
+        mp_main._config['authkey'] = AuthenticationString(_c_authkey())
+    if _current_process is _main_process:
+        if _c_current_daemon():
+            _main_process._config['daemon'] = True
+        if parent != 0 and _parent_process is None:
+            _parent_process = _ParentProcess(None, parent)
+
+
+_lib.on_load(_library_loaded)
 
 
 def _atexit():

@@ -30,7 +30,9 @@ _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Run by the new interpreter: read the shipped code from descriptor 3 (a length, then a
 # marshalled {module name: marshalled code}), import mpx modules from it (falling back to
-# their sources), then run the entry, which reads the rest of the pipe from `f`.
+# their sources), import mpx with the library loaded on first use (_lib.DEFERRED: a child
+# that never calls it does not load it), then run the entry, which reads the rest of the
+# pipe from `f`.
 _BOOTSTRAP = """\
 import sys, marshal, importlib.machinery as m
 sys.path.insert(0, {package_parent!r})
@@ -50,6 +52,16 @@ class F:
                 s.loader = L(s.loader.name, s.loader.path)
             return s
 sys.meta_path.insert(0, F)
+import os
+d = os.environ.get('MPX_DEFER_LOAD')
+os.environ['MPX_DEFER_LOAD'] = '1'
+try:
+    import mpx._lib
+finally:
+    if d is None:
+        del os.environ['MPX_DEFER_LOAD']
+    else:
+        os.environ['MPX_DEFER_LOAD'] = d
 {entry}
 """
 
