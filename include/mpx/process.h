@@ -162,9 +162,9 @@ MPX_API int mpx_process_close_stdio(mpx_process *proc, int stream);
 MPX_API int mpx_process_close(mpx_process *proc);
 
 /**
- * Free the object whatever the child's state. A running child is not signalled; once it
- * has ended the library reaps it at the next mpx_process_start or mpx_active_children (as
- * Python does). Threads blocked in join return MPX_ECLOSED.
+ * Free the object whatever the child's state. A running child is not signalled: a library
+ * thread (running only while there are such children) reaps it when it ends. Threads
+ * blocked in join return MPX_ECLOSED.
  */
 MPX_API int mpx_process_destroy(mpx_process *proc);
 

@@ -1,7 +1,9 @@
 // The current process: its identity (name, daemon flag, parent, authkey, handed fds), the
 // registry of its children, its registered entry points, and fork_child.
 #include <dlfcn.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
@@ -155,6 +157,8 @@ namespace {
 
 struct Registry {
   ForkMutex mu{ForkMutex::kProcessRegistry};
+  bool reaper = false;  // the reaper thread runs while there are orphans
+  int reaper_wake = -1;  // eventfd: a new orphan
   std::vector<Process *> live;
   std::vector<Child> orphans;
 };
@@ -170,6 +174,9 @@ struct ForkHook {
       auto &r = registry();
       new (&r.live) std::vector<Process *>();  // the parent's vectors leak in the child
       new (&r.orphans) std::vector<Child>();
+      r.reaper = false;  // the thread did not come along
+      if (r.reaper_wake >= 0) ::close(r.reaper_wake);
+      r.reaper_wake = -1;
       auto &st = state();
       st.counter = 0;
     });
@@ -190,6 +197,35 @@ void registry_remove(Process *p) {
   r.live.erase(std::remove(r.live.begin(), r.live.end(), p), r.live.end());
 }
 
+namespace {
+
+// Reaps orphans as they end, so that a destroyed process never lingers as a zombie. It
+// runs only while there are orphans, and never calls into the application.
+void reaper_loop() {
+  auto &r = registry();
+  std::vector<pollfd> fds;
+  for (;;) {
+    {
+      ForkMutexGuard g(r.mu);
+      if (r.orphans.empty()) {
+        r.reaper = false;
+        ::close(r.reaper_wake);  // nothing of the reaper stays behind
+        r.reaper_wake = -1;
+        return;
+      }
+      fds.assign(1, pollfd{r.reaper_wake, POLLIN, 0});
+      for (const Child &c : r.orphans) fds.push_back(pollfd{c.pidfd, POLLIN, 0});
+    }
+    if (::poll(fds.data(), fds.size(), -1) > 0 && (fds[0].revents & POLLIN)) {
+      uint64_t n;
+      (void)!read(r.reaper_wake, &n, sizeof n);
+    }
+    reap_ended(false);
+  }
+}
+
+}  // namespace
+
 void orphan(Child c) {
   auto &r = registry();
   ForkMutexGuard g(r.mu);
@@ -201,8 +237,16 @@ void orphan(Child c) {
   }
   try {
     r.orphans.push_back(c);
-  } catch (...) {
-    if (c.pidfd >= 0) ::close(c.pidfd);
+    if (r.reaper_wake < 0) r.reaper_wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r.reaper_wake < 0) return;  // reaped lazily instead, at the next start
+    if (!r.reaper) {
+      std::thread(reaper_loop).detach();
+      r.reaper = true;
+    } else {
+      const uint64_t one = 1;
+      (void)!write(r.reaper_wake, &one, sizeof one);
+    }
+  } catch (...) {  // no thread: reaped lazily, at the next start or active_children
   }
 }
 

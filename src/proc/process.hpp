@@ -143,6 +143,8 @@ void become_child(Identity id);
 // parent-death signal fires when the forking *thread* exits.
 pid_t fork_child(bool daemon, const std::function<void()> &body, int *err);
 int open_pidfd(pid_t pid);
+// The pidfd of a child just started (an always-readable stand-in if it is already reaped).
+Status watch_child(pid_t pid, int *pidfd);
 // waitid on a pidfd without blocking: 1 and *code when ended, 0 when running, <0 error.
 int reap_pidfd(int pidfd, int *code);
 int decode_status(int kind, int status);

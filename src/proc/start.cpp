@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -111,6 +112,22 @@ fail:
 
 }  // namespace
 
+Status watch_child(pid_t pid, int *pidfd) {
+  *pidfd = open_pidfd(pid);
+  if (*pidfd >= 0) return MPX_OK;
+  const int e = errno;
+  if (e == ESRCH) {
+    // Already reaped by the kernel (SIGCHLD ignored) or by a waitpid(-1): it ran and has
+    // ended, its status is lost. A readable eventfd stands in for the pidfd.
+    *pidfd = eventfd(1, EFD_CLOEXEC);
+    if (*pidfd >= 0) return MPX_OK;
+    return fail_errno("eventfd");
+  }
+  ::kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return fail(errno_to_status(e), "pidfd_open of the new child failed: {}", strerror(e));
+}
+
 Status Process::start_fork() {
   Identity child = identity();
   {
@@ -140,13 +157,8 @@ Status Process::start_fork() {
   int err = 0;
   const pid_t pid = fork_child(spec_.daemon, body, &err);
   if (pid < 0) return fail(errno_to_status(err), "fork failed: {}", strerror(err));
-  const int pidfd = open_pidfd(pid);
-  if (pidfd < 0) {
-    const int e = errno;
-    ::kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    return fail(errno_to_status(e), "pidfd_open of the new child failed: {}", strerror(e));
-  }
+  int pidfd;
+  if (Status s = watch_child(pid, &pidfd); s != MPX_OK) return s;
   std::lock_guard g(mu_);
   child_ = Child{pid, pidfd, -1};
   return MPX_OK;
@@ -285,13 +297,8 @@ Status Process::start_spawn() {
   if (pid < 0)
     return fail(errno_to_status(err), "cannot start {}: {}", spec_.file, strerror(err));
 
-  const int pidfd = open_pidfd(pid);
-  if (pidfd < 0) {
-    const int e = errno;
-    ::kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    return fail(errno_to_status(e), "pidfd_open of the new child failed: {}", strerror(e));
-  }
+  int pidfd;
+  if (Status s = watch_child(pid, &pidfd); s != MPX_OK) return s;
   std::lock_guard g(mu_);
   child_ = Child{pid, pidfd, -1};
   for (int i = 0; i < 3; ++i) stdio_[i] = parent_end[i];
