@@ -1,11 +1,12 @@
-// mpx_tour: the README's tour of mpx, in C++ over include/mpx/mpx.hpp and plain fork().
+// mpx_tour: the README's tour of mpx, in C++ over include/mpx/mpx.hpp.
 //
 //   cmake --preset default && cmake --build --preset default -j2 && build/default/tools/mpx_tour
 //
 // Scenes: (1) ten processes buy five tickets through a Lock; (2) a child negates a shared
 // Array, then two children negate one half each; (3) Event ping-pong, a Barrier with an
 // action, a Semaphore limiting concurrency; (4) a process dies holding a Lock and the next
-// owner repairs what it guarded; (5) what a lock and a locked increment cost.
+// owner repairs what it guarded; (5) what a lock and a locked increment cost; (6) the three
+// start methods: fork, forkserver, spawn.
 // Every result is checked: the exit status is 0 only if all of them are right.
 
 #include "mpx/mpx.hpp"
@@ -56,17 +57,10 @@ std::string fmt_time(clock_type::duration d) {
 
 std::string since(clock_type::time_point t0) { return fmt_time(clock_type::now() - t0); }
 
-/** fork() and run body in the child; the child exits with body's result (99 if it threw). */
+/** Start a child (mpx::Process, fork method) that runs body and exits with its result (99 if it threw). */
 template <class F>
-pid_t spawn(F &&body) {
-  std::fflush(stdout);  // or the child would print the parent's buffered lines again
-  std::fflush(stderr);
-  const pid_t pid = fork();
-  if (pid < 0) {
-    std::perror("fork");
-    std::exit(2);
-  }
-  if (pid == 0) {
+mpx::Process spawn(F &&body) {
+  mpx::Process p([body = std::forward<F>(body)]() mutable {
     int code = 99;
     try {
       code = body();
@@ -75,19 +69,15 @@ pid_t spawn(F &&body) {
     }
     std::fflush(stdout);
     _exit(code);
-  }
-  return pid;
+  });
+  p.start();
+  return p;
 }
 
-/** waitpid: the exit code, or minus the signal number (Python's exitcode convention). */
-int join(pid_t pid) {
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) return -1000;
-  }
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return -WTERMSIG(status);
-  return -1000;
+/** Join: the exit code, or minus the signal number (Python's exitcode convention). */
+int join(mpx::Process &p) {
+  p.join();
+  return p.exitcode().value_or(-1000);
 }
 
 std::string join_values(const mpx::Array<double> &a) {
@@ -113,7 +103,7 @@ void ticket_counter() {
   const auto setup = clock_type::now() - t0;
 
   t0 = clock_type::now();
-  std::vector<pid_t> pids;
+  std::vector<mpx::Process> pids;
   for (int customer = 1; customer <= kCustomers; ++customer) {
     pids.push_back(spawn([&, customer] {
       if (!start.wait(10s)) return 98;
@@ -170,7 +160,7 @@ void negate_array() {
   std::printf("   before: num = %g, arr = [%s]\n", num.get(), join_values(arr).c_str());
 
   auto t0 = clock_type::now();
-  const pid_t pid = spawn([&] {  // Python's docs: num.value = 3.1415927; a[i] = -a[i]
+  auto pid = spawn([&] {  // Python's docs: num.value = 3.1415927; a[i] = -a[i]
     num = 3.1415927;
     std::lock_guard guard(arr);
     for (double &x : arr) x = -x;
@@ -185,11 +175,11 @@ void negate_array() {
 
   t0 = clock_type::now();
   const size_t half = arr.size() / 2;
-  const pid_t a = spawn([&] {
+  auto a = spawn([&] {
     for (size_t i = 0; i < half; ++i) arr[i] = -arr[i];
     return 0;
   });
-  const pid_t b = spawn([&] {
+  auto b = spawn([&] {
     for (size_t i = half; i < arr.size(); ++i) arr[i] = -arr[i];
     return 0;
   });
@@ -207,7 +197,7 @@ void event_barrier_semaphore() {
   {
     constexpr int kRounds = 1000;
     mpx::Event ping, pong;
-    const pid_t pid = spawn([&] {
+    auto pid = spawn([&] {
       for (int i = 0; i < kRounds; ++i) {
         if (!ping.wait(10s)) return 1;
         ping.clear();
@@ -236,7 +226,7 @@ void event_barrier_semaphore() {
       return 0;
     };
     const auto t0 = clock_type::now();
-    const pid_t a = spawn(party), b = spawn(party);
+    auto a = spawn(party), b = spawn(party);
     party();
     expect(join(a) == 0 && join(b) == 0, "every party passes the barrier");
     std::printf("   Barrier(3), parent + 2 children: indexes 0,1,2 taken %d,%d,%d times, action ran %d time(s), %s\n",
@@ -249,7 +239,7 @@ void event_barrier_semaphore() {
     mpx::Semaphore slots(2);
     mpx::Value<int> inside(0), most(0);
     const auto t0 = clock_type::now();
-    std::vector<pid_t> pids;
+    std::vector<mpx::Process> pids;
     for (int w = 0; w < kWorkers; ++w) {
       pids.push_back(spawn([&] {
         std::lock_guard slot(slots);
@@ -265,7 +255,7 @@ void event_barrier_semaphore() {
       }));
     }
     bool ok = true;
-    for (pid_t p : pids) ok = join(p) == 0 && ok;
+    for (auto &p : pids) ok = join(p) == 0 && ok;
     expect(ok, "every worker finishes");
     std::printf("   Semaphore(2), %d workers of 5 ms: at most %d inside at once, %s in all\n", kWorkers, most.get(),
                 since(t0).c_str());
@@ -279,7 +269,7 @@ void owner_death() {
   std::printf("4. a process dies holding a Lock\n");
   mpx::Lock lock;
   mpx::Array<int> accounts{100, 0};  // invariant, under `lock`: the sum is 100
-  const pid_t pid = spawn([&] {
+  auto pid = spawn([&] {
     lock.lock();
     accounts[0] -= 50;        // first half of a transfer...
     std::raise(SIGKILL);      // ...and the process is killed before the second half
@@ -329,7 +319,7 @@ void costs() {
       }
       return 0;
     };
-    const pid_t a = spawn(add), b = spawn(add);
+    auto a = spawn(add), b = spawn(add);
     expect(join(a) == 0 && join(b) == 0, "both incrementers finish");
     const auto took = clock_type::now() - t0;
     const double rate = 2.0 * kN / std::chrono::duration<double>(took).count() / 1e6;
@@ -337,6 +327,64 @@ void costs() {
                 fmt_time(took).c_str());
     expect(counter.get() == 2L * kN, "no increment lost");
   }
+}
+
+// ---- 6. start methods ------------------------------------------------------------------------
+
+// A forkserver entry: named, registered before the server starts, fed bytes.
+void greet(const void *payload, size_t size) {
+  char name[64];
+  size_t len = sizeof name;
+  mpx_current_name(name, &len);
+  std::printf("   [%s, pid %d, started by the forkserver] payload \"%.*s\"\n", name, static_cast<int>(getpid()),
+              static_cast<int>(size), static_cast<const char *>(payload));
+  std::fflush(stdout);
+}
+
+void start_methods() {
+  std::printf("6. the three start methods (Process: start, join, exitcode)\n");
+  mpx_register("greet", greet);
+  mpx_forkserver_start();  // early, as the docs advise: the zygote is a fork of this process
+
+  auto time_one = [](auto &&make) {
+    std::fflush(stdout);  // keep this process's lines and the children's in order
+    const auto t0 = clock_type::now();
+    mpx::Process p = make();
+    p.start();
+    p.join();
+    return std::make_pair(p.exitcode().value_or(-1000), clock_type::now() - t0);
+  };
+  auto [fork_code, fork_took] = time_one([] { return mpx::Process([] { std::exit(3); }); });
+  std::printf("   fork:       a lambda calls exit(3)          -> exitcode %d  (%s start+join)\n", fork_code,
+              fmt_time(fork_took).c_str());
+  expect(fork_code == 3, "fork: exitcode is the exit() status");
+
+  mpx_process_options o;
+  mpx_process_options_init(&o, sizeof o);
+  o.method = MPX_START_FORKSERVER;
+  o.entry = "greet";
+  o.payload = "hello";
+  o.payload_size = 5;
+  auto [fs_code, fs_took] = time_one([&] { return mpx::Process(o); });
+  std::printf("   forkserver: entry \"greet\" returns           -> exitcode %d  (%s start+join)\n", fs_code,
+              fmt_time(fs_took).c_str());
+  expect(fs_code == 0, "forkserver: exitcode 0 when the entry returns");
+
+  auto [sp_code, sp_took] = time_one([] { return mpx::Process::spawn("sh", {"sh", "-c", "kill -TERM $$"}); });
+  std::printf("   spawn:      sh -c 'kill -TERM $$'           -> exitcode %d (%s start+join)\n", sp_code,
+              fmt_time(sp_took).c_str());
+  expect(sp_code == -SIGTERM, "spawn: a child killed by SIGTERM has exitcode -15");
+
+  mpx_process_options_init(&o, sizeof o);
+  o.file = "/no/such/program";
+  mpx_process *p = nullptr;
+  mpx_process_create(&p, &o);
+  const int rc = mpx_process_start(p);
+  std::printf("   spawn of a missing program: %s (%s), reported by start, not as exit 127\n", mpx_error_name(rc),
+              mpx_last_error_message());
+  expect(rc == MPX_ENOENT, "exec failure is an error code");
+  mpx_process_destroy(p);
+  mpx_forkserver_stop();
 }
 
 }  // namespace
@@ -351,6 +399,7 @@ int main() {
     event_barrier_semaphore();
     owner_death();
     costs();
+    start_methods();
   } catch (const std::exception &e) {
     std::printf("   FAIL: %s\n", e.what());
     ++g_failures;
