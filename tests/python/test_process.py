@@ -267,9 +267,9 @@ class _ProcessTests:
         event = mpx.Event()
         p = self.ctx.Process(target=_wait_event, args=(event,))
         p.start()
-        with self.assertTakes(0, 0.1):
+        with self.assertTakes(0, 0.25):
             p.join(0)
-        with self.assertTakes(0.2, 0.4):
+        with self.assertTakes(0.2, 0.5):
             p.join(0.2)
         self.assertTrue(p.is_alive())
         self.assertIsNone(p.exitcode)
@@ -483,6 +483,25 @@ class _ProcessTests:
         while not is_gone(pid.value) and time.monotonic() < deadline:
             time.sleep(0.01)
         self.assertTrue(is_gone(pid.value), "the daemon outlived its parent")
+
+    def test_a_daemon_started_from_a_thread_outlives_the_thread(self):
+        box = []
+
+        def starter():
+            p = self.ctx.Process(target=_sleep, args=(30,), daemon=True)
+            p.start()
+            box.append(p)
+            time.sleep(0.2)   # still running when the child takes its identity
+
+        t = threading.Thread(target=starter)
+        t.start()
+        t.join()
+        time.sleep(0.3)
+        p = box[0]
+        self.assertTrue(p.is_alive(), f"exit code {p.exitcode}")
+        p.terminate()
+        p.join(10)
+        self.assertEqual(p.exitcode, -signal.SIGTERM)
 
     def test_short_children_leak_no_descriptors_and_leave_no_zombies(self):
         self.run_child(_return)     # warm up (a forkserver starts once)

@@ -93,17 +93,21 @@ class _Client:
         self.ctl = mine
         _register_at_fork()
 
-    def _forget(self):
+    def _forget(self, destroy=True):
         ctl, self.ctl = self.ctl, None
         if ctl is not None:
             ctl.close()
-        self.handle = None
+        handle, self.handle = self.handle, None
         self.pid = None
+        if destroy and handle is not None:
+            # The library reaps the server when it ends (a forked child must not: the
+            # handle is its parent's).
+            _lib.C.mpx_process_destroy(handle)
 
     def stop(self, timeout):
         with self.lock:
             handle = self.handle
-            self._forget()   # EOF on its control socket: the server exits
+            self._forget(False)   # EOF on its control socket: the server exits
             if handle is not None:
                 C = _lib.C
                 if C.mpx_process_join(handle, _lib.ms_from_timeout(timeout)) < 0:
@@ -152,7 +156,7 @@ def _after_fork_in_child():
     # server would not see the parent's death, and two clients would mix their requests).
     if _client.ctl is not None or _client.lock.locked():
         _client.lock = threading.Lock()
-        _client._forget()
+        _client._forget(False)
 
 
 def _register_at_fork():

@@ -17,6 +17,7 @@ import ctypes
 import os
 import signal
 import sys
+import threading as _threading
 
 from . import _lib
 from ._lib import C, c_int, c_int64, c_void_p, byref, error, sliced_wait
@@ -153,9 +154,12 @@ class Popen(HandlePopen):
                 stream.flush()
             except (AttributeError, ValueError, OSError):
                 pass
-        pid = _fork()
-        if pid == 0:
-            _child(process_obj, p_opts, parent, kit)
+        if opts.daemon and _threading.current_thread() is not _threading.main_thread():
+            # A daemon's parent-death signal fires when the *thread* that forked it ends:
+            # fork it from a thread that lives as long as the process.
+            pid = _on_forker(lambda: _fork_child(process_obj, p_opts, parent, kit))
+        else:
+            pid = _fork_child(process_obj, p_opts, parent, kit)
         handle = c_void_p()
         rc = _adopt(byref(handle), c_int64(pid), p_opts)
         if rc < 0:
@@ -165,6 +169,58 @@ class Popen(HandlePopen):
             raise exc
         self.pid = pid
         self._h = handle
+
+
+def _fork_child(process_obj, p_opts, parent, kit):
+    pid = _fork()
+    if pid == 0:
+        _child(process_obj, p_opts, parent, kit)
+    return pid
+
+
+# ---- the forker thread ---------------------------------------------------------------------
+
+_forker = None          # (pid, queue) of this process's forker thread
+_forker_lock = None
+
+
+def _on_forker(fn):
+    """fn() run on this process's forker thread (started on first use); its result."""
+    global _forker, _forker_lock
+    if _forker_lock is None:
+        _forker_lock = _threading.Lock()
+        os.register_at_fork(after_in_child=_forget_forker)
+    with _forker_lock:
+        if _forker is None or _forker[0] != _getpid():
+            import queue
+            q = queue.SimpleQueue()
+            _threading.Thread(target=_forker_loop, args=(q,), name="mpx-forker",
+                              daemon=True).start()
+            _forker = (_getpid(), q)
+        q = _forker[1]
+    box = [None, None, _threading.Event()]
+    q.put((fn, box))
+    box[2].wait()
+    if box[1] is not None:
+        raise box[1]
+    return box[0]
+
+
+def _forker_loop(q):
+    while True:
+        fn, box = q.get()
+        try:
+            box[0] = fn()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            box[1] = e
+        box[2].set()
+
+
+def _forget_forker():
+    # The forker thread does not exist in a forked child (and its lock may have been held).
+    global _forker, _forker_lock
+    _forker = None
+    _forker_lock = _threading.Lock()
 
 
 def _child(process_obj, p_opts, parent, kit):
