@@ -13,7 +13,6 @@ raw function objects (names ending in ``_raw``) that take prebuilt ctypes argume
 call with no argument conversion.
 """
 
-import ctypes
 import errno as _errno
 import math
 import os
@@ -36,6 +35,7 @@ def _candidates():
 
 
 def _load():
+    _define_ffi()
     explicit = os.environ.get("MPX_LIBRARY")
     if explicit:
         try:
@@ -123,187 +123,215 @@ EADDRINUSE = -28
 EAGAIN = -29
 EDEADLK = -30
 
-# ---- option structs (mirrors; the first field is the struct's own size) -----------------
+# ---- ctypes: types, option structs, prototypes ------------------------------------------
+#
+# Defined by _define_ffi(): at import, or on first use when DEFERRED (a spawned child that
+# never calls the library does not even import ctypes).
 
-c_void_p = ctypes.c_void_p
-c_int = ctypes.c_int
-c_int64 = ctypes.c_int64
-c_uint32 = ctypes.c_uint32
-c_size_t = ctypes.c_size_t
-c_char_p = ctypes.c_char_p
-P = ctypes.POINTER
-byref = ctypes.byref
-
-
-class SegmentOptions(ctypes.Structure):
-    _fields_ = [("size", c_uint32), ("flags", c_uint32), ("name", c_char_p)]
+_FFI_NAMES = frozenset([
+    "ctypes", "c_void_p", "c_int", "c_int64", "c_uint32", "c_size_t", "c_char_p", "P", "byref",
+    "SegmentOptions", "LockOptions", "SemaphoreOptions", "ArrayOptions", "Stdio",
+    "ProcessOptions", "_H", "_PH", "_S", "_PROTOTYPES", "_PROCESS_PROTOTYPES",
+    "INFINITE", "ZERO", "SLICE",
+])
+_ffi_defined = False
 
 
-class LockOptions(ctypes.Structure):
-    _fields_ = [("size", c_uint32), ("flags", c_uint32)]
+def _define_ffi():
+    global ctypes, c_void_p, c_int, c_int64, c_uint32, c_size_t, c_char_p, P, byref
+    global SegmentOptions, LockOptions, SemaphoreOptions, ArrayOptions, Stdio, ProcessOptions
+    global _H, _PH, _S, _PROTOTYPES, _PROCESS_PROTOTYPES, INFINITE, ZERO, SLICE, _ffi_defined
+    if _ffi_defined:
+        return
+    import ctypes
+
+    # option structs (mirrors; the first field is the struct's own size)
+
+    c_void_p = ctypes.c_void_p
+    c_int = ctypes.c_int
+    c_int64 = ctypes.c_int64
+    c_uint32 = ctypes.c_uint32
+    c_size_t = ctypes.c_size_t
+    c_char_p = ctypes.c_char_p
+    P = ctypes.POINTER
+    byref = ctypes.byref
 
 
-class SemaphoreOptions(ctypes.Structure):
-    _fields_ = [("size", c_uint32), ("flags", c_uint32), ("max_value", c_uint32)]
+    class SegmentOptions(ctypes.Structure):
+        _fields_ = [("size", c_uint32), ("flags", c_uint32), ("name", c_char_p)]
 
 
-class ArrayOptions(ctypes.Structure):
-    _fields_ = [("size", c_uint32), ("lock", c_uint32)]
+    class LockOptions(ctypes.Structure):
+        _fields_ = [("size", c_uint32), ("flags", c_uint32)]
 
 
-class Stdio(ctypes.Structure):
-    _fields_ = [("mode", c_uint32), ("fd", c_int), ("path", c_char_p)]
+    class SemaphoreOptions(ctypes.Structure):
+        _fields_ = [("size", c_uint32), ("flags", c_uint32), ("max_value", c_uint32)]
 
 
-class ProcessOptions(ctypes.Structure):
-    _fields_ = [
-        ("size", c_uint32), ("method", c_uint32), ("name", c_char_p), ("daemon", c_int),
-        ("fn", c_void_p), ("arg", c_void_p), ("entry", c_char_p), ("entry_fn", c_void_p),
-        ("payload", c_void_p), ("payload_size", c_size_t),
-        ("fds", P(c_int)), ("fd_count", c_size_t),
-        ("file", c_char_p), ("argv", P(c_char_p)), ("env", P(c_char_p)), ("env_mode", c_uint32),
-        ("cwd", c_char_p), ("stdio", Stdio * 3),
-    ]
+    class ArrayOptions(ctypes.Structure):
+        _fields_ = [("size", c_uint32), ("lock", c_uint32)]
 
 
-# ---- prototypes ------------------------------------------------------------------------
+    class Stdio(ctypes.Structure):
+        _fields_ = [("mode", c_uint32), ("fd", c_int), ("path", c_char_p)]
 
-_H = c_void_p          # every opaque handle
-_PH = P(c_void_p)      # handle out-parameter
-_S = P(c_size_t)
 
-_PROTOTYPES = {
-    # common.h
-    "mpx_strerror": (c_char_p, [c_int]),
-    "mpx_error_name": (c_char_p, [c_int]),
-    "mpx_last_error_message": (c_char_p, []),
-    "mpx_version": (c_uint32, []),
-    "mpx_version_string": (c_char_p, []),
-    "mpx_free": (None, [c_void_p]),
-    # segment.h
-    "mpx_segment_options_init": (c_int, [P(SegmentOptions), c_size_t]),
-    "mpx_segment_create": (c_int, [_PH, c_size_t, P(SegmentOptions)]),
-    "mpx_segment_attach": (c_int, [_PH, c_char_p]),
-    "mpx_segment_attach_token": (c_int, [_PH, c_char_p]),
-    "mpx_segment_destroy": (c_int, [_H]),
-    "mpx_segment_unlink": (c_int, [_H]),
-    "mpx_segment_unlink_name": (c_int, [c_char_p]),
-    "mpx_segment_address": (c_int, [_H, P(c_void_p)]),
-    "mpx_segment_size": (c_int, [_H, _S]),
-    "mpx_segment_name": (c_int, [_H, c_char_p, _S]),
-    "mpx_segment_fd": (c_int, [_H, P(c_int)]),
-    "mpx_segment_token": (c_int, [_H, c_char_p, _S]),
-    # sync.h: locks
-    "mpx_lock_options_init": (c_int, [P(LockOptions), c_size_t]),
-    "mpx_lock_create": (c_int, [_PH, P(LockOptions)]),
-    "mpx_lock_attach": (c_int, [_PH, c_char_p]),
-    "mpx_lock_destroy": (c_int, [_H]),
-    "mpx_lock_acquire": (c_int, [_H, c_int64]),
-    "mpx_lock_release": (c_int, [_H]),
-    "mpx_lock_consistent": (c_int, [_H]),
-    "mpx_lock_locked": (c_int, [_H, P(c_int)]),
-    "mpx_lock_is_owned": (c_int, [_H, P(c_int)]),
-    "mpx_lock_count": (c_int, [_H, P(c_uint32)]),
-    "mpx_lock_is_recursive": (c_int, [_H, P(c_int)]),
-    "mpx_lock_token": (c_int, [_H, c_char_p, _S]),
-    # semaphores
-    "mpx_semaphore_options_init": (c_int, [P(SemaphoreOptions), c_size_t]),
-    "mpx_semaphore_create": (c_int, [_PH, c_uint32, P(SemaphoreOptions)]),
-    "mpx_semaphore_attach": (c_int, [_PH, c_char_p]),
-    "mpx_semaphore_destroy": (c_int, [_H]),
-    "mpx_semaphore_acquire": (c_int, [_H, c_int64]),
-    "mpx_semaphore_release": (c_int, [_H]),
-    "mpx_semaphore_value": (c_int, [_H, P(c_uint32)]),
-    "mpx_semaphore_max_value": (c_int, [_H, P(c_uint32)]),
-    "mpx_semaphore_token": (c_int, [_H, c_char_p, _S]),
-    # events
-    "mpx_event_create": (c_int, [_PH]),
-    "mpx_event_attach": (c_int, [_PH, c_char_p]),
-    "mpx_event_destroy": (c_int, [_H]),
-    "mpx_event_set": (c_int, [_H]),
-    "mpx_event_clear": (c_int, [_H]),
-    "mpx_event_is_set": (c_int, [_H, P(c_int)]),
-    "mpx_event_wait": (c_int, [_H, c_int64]),
-    "mpx_event_token": (c_int, [_H, c_char_p, _S]),
-    # conditions
-    "mpx_condition_create": (c_int, [_PH, _H]),
-    "mpx_condition_attach": (c_int, [_PH, c_char_p]),
-    "mpx_condition_destroy": (c_int, [_H]),
-    "mpx_condition_lock": (c_int, [_H, _PH]),
-    "mpx_condition_acquire": (c_int, [_H, c_int64]),
-    "mpx_condition_release": (c_int, [_H]),
-    "mpx_condition_wait": (c_int, [_H, c_int64]),
-    "mpx_condition_notify": (c_int, [_H, c_uint32]),
-    "mpx_condition_notify_all": (c_int, [_H]),
-    "mpx_condition_token": (c_int, [_H, c_char_p, _S]),
-    # barriers
-    "mpx_barrier_create": (c_int, [_PH, c_uint32]),
-    "mpx_barrier_attach": (c_int, [_PH, c_char_p]),
-    "mpx_barrier_destroy": (c_int, [_H]),
-    "mpx_barrier_wait": (c_int, [_H, c_int64, P(c_uint32)]),
-    "mpx_barrier_wait_ex": (c_int, [_H, c_int64, c_uint32, P(c_uint32)]),
-    "mpx_barrier_release": (c_int, [_H]),
-    "mpx_barrier_abort": (c_int, [_H]),
-    "mpx_barrier_reset": (c_int, [_H]),
-    "mpx_barrier_parties": (c_int, [_H, P(c_uint32)]),
-    "mpx_barrier_n_waiting": (c_int, [_H, P(c_uint32)]),
-    "mpx_barrier_broken": (c_int, [_H, P(c_int)]),
-    "mpx_barrier_token": (c_int, [_H, c_char_p, _S]),
-    # array.h
-    "mpx_array_options_init": (c_int, [P(ArrayOptions), c_size_t]),
-    "mpx_typecode_size": (c_int, [ctypes.c_char, _S]),
-    "mpx_array_create": (c_int, [_PH, ctypes.c_char, c_size_t, P(ArrayOptions)]),
-    "mpx_array_attach": (c_int, [_PH, c_char_p]),
-    "mpx_array_destroy": (c_int, [_H]),
-    "mpx_array_length": (c_int, [_H, _S]),
-    "mpx_array_typecode": (c_int, [_H, P(ctypes.c_char)]),
-    "mpx_array_item_size": (c_int, [_H, _S]),
-    "mpx_array_address": (c_int, [_H, P(c_void_p)]),
-    "mpx_array_get": (c_int, [_H, c_size_t, c_void_p, c_size_t]),
-    "mpx_array_set": (c_int, [_H, c_size_t, c_void_p, c_size_t]),
-    "mpx_array_read": (c_int, [_H, c_size_t, c_size_t, c_void_p, c_size_t]),
-    "mpx_array_write": (c_int, [_H, c_size_t, c_size_t, c_void_p, c_size_t]),
-    "mpx_array_lock": (c_int, [_H, _PH]),
-    "mpx_array_token": (c_int, [_H, c_char_p, _S]),
-}
+    class ProcessOptions(ctypes.Structure):
+        _fields_ = [
+            ("size", c_uint32), ("method", c_uint32), ("name", c_char_p), ("daemon", c_int),
+            ("fn", c_void_p), ("arg", c_void_p), ("entry", c_char_p), ("entry_fn", c_void_p),
+            ("payload", c_void_p), ("payload_size", c_size_t),
+            ("fds", P(c_int)), ("fd_count", c_size_t),
+            ("file", c_char_p), ("argv", P(c_char_p)), ("env", P(c_char_p)), ("env_mode", c_uint32),
+            ("cwd", c_char_p), ("stdio", Stdio * 3),
+        ]
 
-# process.h. Loaded apart from the rest so that a library built before the process API
-# still imports (mpx.process then raises ImportError); HAVE_PROCESS says which.
-_PROCESS_PROTOTYPES = {
-    "mpx_process_options_init": (c_int, [P(ProcessOptions), c_size_t]),
-    "mpx_process_create": (c_int, [_PH, P(ProcessOptions)]),
-    "mpx_process_start": (c_int, [_H]),
-    "mpx_process_join": (c_int, [_H, c_int64]),
-    "mpx_process_is_alive": (c_int, [_H, P(c_int)]),
-    "mpx_process_exitcode": (c_int, [_H, P(c_int)]),
-    "mpx_process_signal": (c_int, [_H, c_int]),
-    "mpx_process_terminate": (c_int, [_H]),
-    "mpx_process_kill": (c_int, [_H]),
-    "mpx_process_interrupt": (c_int, [_H]),
-    "mpx_process_pid": (c_int, [_H, P(c_int64)]),
-    "mpx_process_name": (c_int, [_H, c_char_p, _S]),
-    "mpx_process_set_name": (c_int, [_H, c_char_p]),
-    "mpx_process_daemon": (c_int, [_H, P(c_int)]),
-    "mpx_process_set_daemon": (c_int, [_H, c_int]),
-    "mpx_process_sentinel": (c_int, [_H, P(c_int)]),
-    "mpx_process_stdio": (c_int, [_H, c_int, P(c_int)]),
-    "mpx_process_close_stdio": (c_int, [_H, c_int]),
-    "mpx_process_close": (c_int, [_H]),
-    "mpx_process_destroy": (c_int, [_H]),
-    "mpx_process_adopt": (c_int, [_PH, c_int64, P(ProcessOptions)]),
-    "mpx_process_after_fork": (c_int, [P(ProcessOptions), c_int64]),
-    "mpx_forkserver_start": (c_int, []),
-    "mpx_forkserver_stop": (c_int, []),
-    "mpx_forkserver_pid": (c_int, [P(c_int64)]),
-    "mpx_active_children": (c_int, [_PH, _S]),
-    "mpx_cpu_count": (c_int, [P(c_int)]),
-    "mpx_current_name": (c_int, [c_char_p, _S]),
-    "mpx_set_current_name": (c_int, [c_char_p]),
-    "mpx_current_daemon": (c_int, [P(c_int)]),
-    "mpx_parent_pid": (c_int, [P(c_int64)]),
-    "mpx_authkey": (c_int, [c_char_p, _S]),
-    "mpx_set_authkey": (c_int, [c_char_p, c_size_t]),
-}
+
+    # prototypes
+
+    _H = c_void_p          # every opaque handle
+    _PH = P(c_void_p)      # handle out-parameter
+    _S = P(c_size_t)
+
+    _PROTOTYPES = {
+        # common.h
+        "mpx_strerror": (c_char_p, [c_int]),
+        "mpx_error_name": (c_char_p, [c_int]),
+        "mpx_last_error_message": (c_char_p, []),
+        "mpx_version": (c_uint32, []),
+        "mpx_version_string": (c_char_p, []),
+        "mpx_free": (None, [c_void_p]),
+        # segment.h
+        "mpx_segment_options_init": (c_int, [P(SegmentOptions), c_size_t]),
+        "mpx_segment_create": (c_int, [_PH, c_size_t, P(SegmentOptions)]),
+        "mpx_segment_attach": (c_int, [_PH, c_char_p]),
+        "mpx_segment_attach_token": (c_int, [_PH, c_char_p]),
+        "mpx_segment_destroy": (c_int, [_H]),
+        "mpx_segment_unlink": (c_int, [_H]),
+        "mpx_segment_unlink_name": (c_int, [c_char_p]),
+        "mpx_segment_address": (c_int, [_H, P(c_void_p)]),
+        "mpx_segment_size": (c_int, [_H, _S]),
+        "mpx_segment_name": (c_int, [_H, c_char_p, _S]),
+        "mpx_segment_fd": (c_int, [_H, P(c_int)]),
+        "mpx_segment_token": (c_int, [_H, c_char_p, _S]),
+        # sync.h: locks
+        "mpx_lock_options_init": (c_int, [P(LockOptions), c_size_t]),
+        "mpx_lock_create": (c_int, [_PH, P(LockOptions)]),
+        "mpx_lock_attach": (c_int, [_PH, c_char_p]),
+        "mpx_lock_destroy": (c_int, [_H]),
+        "mpx_lock_acquire": (c_int, [_H, c_int64]),
+        "mpx_lock_release": (c_int, [_H]),
+        "mpx_lock_consistent": (c_int, [_H]),
+        "mpx_lock_locked": (c_int, [_H, P(c_int)]),
+        "mpx_lock_is_owned": (c_int, [_H, P(c_int)]),
+        "mpx_lock_count": (c_int, [_H, P(c_uint32)]),
+        "mpx_lock_is_recursive": (c_int, [_H, P(c_int)]),
+        "mpx_lock_token": (c_int, [_H, c_char_p, _S]),
+        # semaphores
+        "mpx_semaphore_options_init": (c_int, [P(SemaphoreOptions), c_size_t]),
+        "mpx_semaphore_create": (c_int, [_PH, c_uint32, P(SemaphoreOptions)]),
+        "mpx_semaphore_attach": (c_int, [_PH, c_char_p]),
+        "mpx_semaphore_destroy": (c_int, [_H]),
+        "mpx_semaphore_acquire": (c_int, [_H, c_int64]),
+        "mpx_semaphore_release": (c_int, [_H]),
+        "mpx_semaphore_value": (c_int, [_H, P(c_uint32)]),
+        "mpx_semaphore_max_value": (c_int, [_H, P(c_uint32)]),
+        "mpx_semaphore_token": (c_int, [_H, c_char_p, _S]),
+        # events
+        "mpx_event_create": (c_int, [_PH]),
+        "mpx_event_attach": (c_int, [_PH, c_char_p]),
+        "mpx_event_destroy": (c_int, [_H]),
+        "mpx_event_set": (c_int, [_H]),
+        "mpx_event_clear": (c_int, [_H]),
+        "mpx_event_is_set": (c_int, [_H, P(c_int)]),
+        "mpx_event_wait": (c_int, [_H, c_int64]),
+        "mpx_event_token": (c_int, [_H, c_char_p, _S]),
+        # conditions
+        "mpx_condition_create": (c_int, [_PH, _H]),
+        "mpx_condition_attach": (c_int, [_PH, c_char_p]),
+        "mpx_condition_destroy": (c_int, [_H]),
+        "mpx_condition_lock": (c_int, [_H, _PH]),
+        "mpx_condition_acquire": (c_int, [_H, c_int64]),
+        "mpx_condition_release": (c_int, [_H]),
+        "mpx_condition_wait": (c_int, [_H, c_int64]),
+        "mpx_condition_notify": (c_int, [_H, c_uint32]),
+        "mpx_condition_notify_all": (c_int, [_H]),
+        "mpx_condition_token": (c_int, [_H, c_char_p, _S]),
+        # barriers
+        "mpx_barrier_create": (c_int, [_PH, c_uint32]),
+        "mpx_barrier_attach": (c_int, [_PH, c_char_p]),
+        "mpx_barrier_destroy": (c_int, [_H]),
+        "mpx_barrier_wait": (c_int, [_H, c_int64, P(c_uint32)]),
+        "mpx_barrier_wait_ex": (c_int, [_H, c_int64, c_uint32, P(c_uint32)]),
+        "mpx_barrier_release": (c_int, [_H]),
+        "mpx_barrier_abort": (c_int, [_H]),
+        "mpx_barrier_reset": (c_int, [_H]),
+        "mpx_barrier_parties": (c_int, [_H, P(c_uint32)]),
+        "mpx_barrier_n_waiting": (c_int, [_H, P(c_uint32)]),
+        "mpx_barrier_broken": (c_int, [_H, P(c_int)]),
+        "mpx_barrier_token": (c_int, [_H, c_char_p, _S]),
+        # array.h
+        "mpx_array_options_init": (c_int, [P(ArrayOptions), c_size_t]),
+        "mpx_typecode_size": (c_int, [ctypes.c_char, _S]),
+        "mpx_array_create": (c_int, [_PH, ctypes.c_char, c_size_t, P(ArrayOptions)]),
+        "mpx_array_attach": (c_int, [_PH, c_char_p]),
+        "mpx_array_destroy": (c_int, [_H]),
+        "mpx_array_length": (c_int, [_H, _S]),
+        "mpx_array_typecode": (c_int, [_H, P(ctypes.c_char)]),
+        "mpx_array_item_size": (c_int, [_H, _S]),
+        "mpx_array_address": (c_int, [_H, P(c_void_p)]),
+        "mpx_array_get": (c_int, [_H, c_size_t, c_void_p, c_size_t]),
+        "mpx_array_set": (c_int, [_H, c_size_t, c_void_p, c_size_t]),
+        "mpx_array_read": (c_int, [_H, c_size_t, c_size_t, c_void_p, c_size_t]),
+        "mpx_array_write": (c_int, [_H, c_size_t, c_size_t, c_void_p, c_size_t]),
+        "mpx_array_lock": (c_int, [_H, _PH]),
+        "mpx_array_token": (c_int, [_H, c_char_p, _S]),
+    }
+
+    # process.h. Loaded apart from the rest so that a library built before the process API
+    # still imports (mpx.process then raises ImportError); HAVE_PROCESS says which.
+    _PROCESS_PROTOTYPES = {
+        "mpx_process_options_init": (c_int, [P(ProcessOptions), c_size_t]),
+        "mpx_process_create": (c_int, [_PH, P(ProcessOptions)]),
+        "mpx_process_start": (c_int, [_H]),
+        "mpx_process_join": (c_int, [_H, c_int64]),
+        "mpx_process_is_alive": (c_int, [_H, P(c_int)]),
+        "mpx_process_exitcode": (c_int, [_H, P(c_int)]),
+        "mpx_process_signal": (c_int, [_H, c_int]),
+        "mpx_process_terminate": (c_int, [_H]),
+        "mpx_process_kill": (c_int, [_H]),
+        "mpx_process_interrupt": (c_int, [_H]),
+        "mpx_process_pid": (c_int, [_H, P(c_int64)]),
+        "mpx_process_name": (c_int, [_H, c_char_p, _S]),
+        "mpx_process_set_name": (c_int, [_H, c_char_p]),
+        "mpx_process_daemon": (c_int, [_H, P(c_int)]),
+        "mpx_process_set_daemon": (c_int, [_H, c_int]),
+        "mpx_process_sentinel": (c_int, [_H, P(c_int)]),
+        "mpx_process_stdio": (c_int, [_H, c_int, P(c_int)]),
+        "mpx_process_close_stdio": (c_int, [_H, c_int]),
+        "mpx_process_close": (c_int, [_H]),
+        "mpx_process_destroy": (c_int, [_H]),
+        "mpx_process_adopt": (c_int, [_PH, c_int64, P(ProcessOptions)]),
+        "mpx_process_after_fork": (c_int, [P(ProcessOptions), c_int64]),
+        "mpx_forkserver_start": (c_int, []),
+        "mpx_forkserver_stop": (c_int, []),
+        "mpx_forkserver_pid": (c_int, [P(c_int64)]),
+        "mpx_active_children": (c_int, [_PH, _S]),
+        "mpx_cpu_count": (c_int, [P(c_int)]),
+        "mpx_current_name": (c_int, [c_char_p, _S]),
+        "mpx_set_current_name": (c_int, [c_char_p]),
+        "mpx_current_daemon": (c_int, [P(c_int)]),
+        "mpx_parent_pid": (c_int, [P(c_int64)]),
+        "mpx_authkey": (c_int, [c_char_p, _S]),
+        "mpx_set_authkey": (c_int, [c_char_p, c_size_t]),
+    }
+    for cls in (SegmentOptions, LockOptions, SemaphoreOptions, ArrayOptions, Stdio, ProcessOptions,):
+        cls.__qualname__ = cls.__name__
+    INFINITE = c_int64(MPX_INFINITE)
+    ZERO = c_int64(0)
+    SLICE = c_int64(SLICE_MS)
+    _ffi_defined = True
 
 
 class _Functions:
@@ -369,6 +397,9 @@ def __getattr__(name):
     if name in ("lib", "library_path", "_lib_gil", "HAVE_PROCESS", "version", "version_string"):
         _load_now()
         return globals()[name]
+    if name in _FFI_NAMES:
+        _define_ffi()
+        return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -389,8 +420,6 @@ def raw(name):
     return lib[name]
 
 
-if not DEFERRED:
-    _load_now()
 
 # ---- timeouts --------------------------------------------------------------------------
 
@@ -398,9 +427,6 @@ if not DEFERRED:
 # interpreter can run signal handlers (Ctrl-C) between them. Only level-triggered waits
 # (Lock, RLock, Semaphore, Event) are sliced: a Condition or Barrier wait is one call.
 SLICE_MS = 100
-INFINITE = c_int64(MPX_INFINITE)
-ZERO = c_int64(0)
-SLICE = c_int64(SLICE_MS)
 
 
 def ms_from_timeout(timeout):
@@ -624,3 +650,8 @@ def out_value(fn, handle, ctype):
     check(fn(handle, byref(v)))
     return v.value
 
+
+# Last: everything the loader and its hooks use is defined by now.
+if not DEFERRED:
+    _define_ffi()
+    _load_now()

@@ -11,7 +11,8 @@ import multiprocessing as _mp
 import multiprocessing.context as _mpc
 
 from . import process
-from ._lib import C, c_int, check, byref
+from . import _lib
+from ._lib import C, check
 
 __all__ = ["BaseContext", "Process", "ForkProcess", "SpawnProcess", "ForkServerProcess",
            "get_context", "get_start_method", "set_start_method", "get_all_start_methods"]
@@ -36,8 +37,9 @@ class BaseContext:
 
     def cpu_count(self):
         """The number of CPUs this process may use (from libmpx)."""
-        n = c_int()
-        check(C.mpx_cpu_count(byref(n)), "cpu_count")
+        fn = C.mpx_cpu_count     # loads the library first if it is deferred
+        n = _lib.c_int()
+        check(fn(_lib.byref(n)), "cpu_count")
         return n.value
 
     def Lock(self):

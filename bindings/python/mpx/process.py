@@ -19,7 +19,6 @@ own children and its child counter are made when first used (they belong to the 
 made them), its parent's Process object and its stdin are made by the parent before forking.
 """
 
-import ctypes
 import itertools
 import os
 import sys
@@ -29,7 +28,7 @@ import multiprocessing.process as _mpp
 from multiprocessing.process import AuthenticationString
 
 from . import _lib
-from ._lib import C, check, c_int, c_int64, c_size_t, byref
+from ._lib import C, check
 
 if not _lib.DEFERRED and not _lib.HAVE_PROCESS:
     raise ImportError(f"mpx: {_lib.library_path} has no process API (built before process.h)")
@@ -45,9 +44,10 @@ _getpid = os.getpid
 
 def _c_authkey():
     size = 256
-    buf = ctypes.create_string_buffer(size)
-    n = c_size_t(size)
-    check(C.mpx_authkey(buf, byref(n)), "authkey")
+    fn = C.mpx_authkey      # loads the library first if it is deferred
+    buf = _lib.ctypes.create_string_buffer(size)
+    n = _lib.c_size_t(size)
+    check(fn(buf, _lib.byref(n)), "authkey")
     return buf.raw[:n.value]
 
 
@@ -57,15 +57,18 @@ def _set_c_authkey(key):
 
 
 def _c_current_name():
-    return _lib.get_string(lambda _h, buf, n: C.mpx_current_name(buf, n), None)
+    fn = C.mpx_current_name
+    return _lib.get_string(lambda _h, buf, n: fn(buf, n), None)
 
 
 def _c_parent_pid():
-    return _lib.out_value(lambda _h, p: C.mpx_parent_pid(p), None, c_int64)
+    fn = C.mpx_parent_pid
+    return _lib.out_value(lambda _h, p: fn(p), None, _lib.c_int64)
 
 
 def _c_current_daemon():
-    return bool(_lib.out_value(lambda _h, p: C.mpx_current_daemon(p), None, c_int))
+    fn = C.mpx_current_daemon
+    return bool(_lib.out_value(lambda _h, p: fn(p), None, _lib.c_int))
 
 
 # ---- this process's children -------------------------------------------------------------
