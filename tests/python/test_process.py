@@ -20,6 +20,9 @@ from _support import TestCase, mpx, subprocess_env, BINDINGS
 from mpx import _lib
 from mpx.shared_memory import SharedMemory
 
+# The process that imported this module (a forkserver that preloads it, in its children).
+_IMPORTED_BY = os.getpid()
+
 
 # ---- targets: module level, so that spawn and forkserver children unpickle them ----------
 
@@ -117,6 +120,15 @@ def _use_objects(event, shm_name, value, array, done):
 
 def _sum_into(value, data):
     value.value = sum(data)
+
+
+def _report_importer(path):
+    _write(path, (_IMPORTED_BY, os.getpid(), os.getppid()))
+
+
+def _send_name(conn):
+    conn.send(mpx.current_process().name)
+    conn.close()
 
 
 def _start_daemon_and_wait(method, pid_value):
@@ -467,6 +479,18 @@ class _ProcessTests:
         self.assertEqual(p.exitcode, 0)
         self.assertEqual((shm.buf[0], value.value, array[1]), (42, 11, 2.5))
 
+    def test_a_multiprocessing_connection_reaches_the_child(self):
+        # Its descriptor travels as multiprocessing sends it (reduction.DupFd).
+        r, w = multiprocessing.Pipe(duplex=False)
+        p = self.ctx.Process(target=_send_name, args=(w,))
+        p.start()
+        w.close()
+        self.assertTrue(r.poll(20))
+        self.assertEqual(r.recv(), p.name)
+        p.join(10)
+        self.assertEqual(p.exitcode, 0)
+        r.close()
+
     def test_daemon_children_die_when_their_parent_is_killed(self):
         pid = mpx.Value("q", 0)
         helper = self.ctx.Process(target=_start_daemon_and_wait, args=(self.method, pid))
@@ -512,7 +536,7 @@ class _ProcessTests:
             p.join(30)
             self.assertEqual(p.exitcode, 0)
             p.close()
-        for _ in range(50):
+        for _ in range(self.more_rounds):
             p = self.ctx.Process(target=_return)
             p.start()
             p.join(30)
@@ -521,6 +545,7 @@ class _ProcessTests:
         self.assertEqual(child_pids(), kids)
 
     leak_rounds = 100
+    more_rounds = 50
 
 
 class ForkTests(_ProcessTests, TestCase):
@@ -530,10 +555,26 @@ class ForkTests(_ProcessTests, TestCase):
 class SpawnTests(_ProcessTests, TestCase):
     method = "spawn"
     leak_rounds = 10
+    more_rounds = 10
 
 
 class ForkServerTests(_ProcessTests, TestCase):
     method = "forkserver"
+
+    @classmethod
+    def setUpClass(cls):
+        # As multiprocessing's: the server imports this module once, not each child.
+        super().setUpClass()
+        mpx.forkserver.stop()
+        mpx.set_forkserver_preload([__name__])
+
+    def test_a_preloaded_module_is_imported_by_the_server(self):
+        out = self.path()
+        p = self.run_child(_report_importer, out)
+        self.assertEqual(p.exitcode, 0)
+        importer, pid, server = _read(out)
+        self.assertEqual(importer, server)
+        self.assertNotEqual(importer, pid)
 
 
 # ---- the module-level functions and contexts -------------------------------------------------

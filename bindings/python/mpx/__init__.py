@@ -46,11 +46,12 @@ _LAZY = {
 _PROCESS_NAMES = [
     "Process", "current_process", "active_children", "parent_process", "cpu_count",
     "get_context", "get_start_method", "set_start_method", "get_all_start_methods",
-    "ProcessError", "BufferTooShort",
+    "ProcessError", "BufferTooShort", "set_forkserver_preload",
 ]
 _LAZY.update(dict.fromkeys(["current_process", "active_children", "parent_process"], "process"))
 _LAZY.update(dict.fromkeys(_PROCESS_NAMES[4:] + ["Process"], "context"))
-_LAZY.update(process="process", context="context")
+_LAZY.update(process="process", context="context", forkserver="forkserver", spawn="spawn",
+             set_forkserver_preload="context")
 
 
 def __getattr__(name):

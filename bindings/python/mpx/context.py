@@ -90,6 +90,11 @@ class BaseContext:
         """Nothing to do: mpx has no frozen-executable support (multiprocessing's does
         something only on Windows)."""
 
+    def set_forkserver_preload(self, module_names):
+        """Modules the forkserver imports when it starts (see mpx.forkserver)."""
+        from .forkserver import set_forkserver_preload
+        set_forkserver_preload(module_names)
+
     def get_context(self, method=None):
         if method is None:
             return self
@@ -252,3 +257,4 @@ get_start_method = _default_context.get_start_method
 set_start_method = _default_context.set_start_method
 get_all_start_methods = _default_context.get_all_start_methods
 cpu_count = _default_context.cpu_count
+set_forkserver_preload = _default_context.set_forkserver_preload

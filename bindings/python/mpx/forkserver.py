@@ -29,7 +29,7 @@ import threading
 
 from . import _lib
 
-__all__ = ["ensure_running", "stop", "main"]
+__all__ = ["ensure_running", "set_forkserver_preload", "stop", "main"]
 
 # Request: daemon flag, payload inline (1) or following on the child's socket (0), payload size.
 _REQUEST = struct.Struct("<BBxxxxxxQ")
@@ -53,6 +53,7 @@ class _Client:
         self.pid = None
         self.sys_path = None     # sys.path when the server was prepared
         self.authkey = None      # the library's authkey when the server was started
+        self.preload = []        # modules the server imports at start (set_forkserver_preload)
         self.method = None       # mpx's default start method when it was started
         self.cwd = None
 
@@ -70,6 +71,7 @@ class _Client:
         prep.pop('name', None)
         me = current_process()
         prep['mpx_client'] = (me.name, os.getpid())   # children's parent_process()
+        prep['mpx_preload'] = list(self.preload)
         code = spawn.shipped_code()
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         r, w = os.pipe()
@@ -145,6 +147,15 @@ def ensure_running():
     return _client.ensure_running()
 
 
+def set_forkserver_preload(module_names):
+    """Modules the forkserver imports when it starts, besides the main module, so that its
+    children do not import them each (multiprocessing's set_forkserver_preload; a hint:
+    one that fails to import is skipped). Takes effect when the next server starts."""
+    if not all(isinstance(m, str) for m in module_names):
+        raise TypeError('module_names must be a list of strings')
+    _client.preload = list(module_names)
+
+
 def stop(timeout=5.0):
     """Stop this process's forkserver (the next forkserver child starts another). Its
     daemonic children are killed; the others go on, but their exit codes are lost (255)."""
@@ -180,12 +191,18 @@ def main(f, ctl_fd):
     ctl = socket.socket(fileno=ctl_fd)
     from . import spawn
     client = prep.pop('mpx_client', None)
+    preload = prep.pop('mpx_preload', ())
     try:
         spawn.prepare(prep)
     except BaseException:
         # The main module failed to import: children that need it will say so.
         import traceback
         traceback.print_exc()
+    for name in preload:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
     _Server(ctl, client).serve()
 
 
