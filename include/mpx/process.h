@@ -177,7 +177,9 @@ MPX_API int mpx_process_adopt(mpx_process **out, int64_t pid, const mpx_process_
 /**
  * In a child created by fork() outside mpx (as Python's os.fork), take the identity opts
  * gives (name, daemon) with parent_pid as parent. A daemon is tied to its parent's life:
- * if the parent has already died, the child exits at once with status 1.
+ * if the parent has already died, the child exits at once with status 1. Linux ties it to
+ * the *thread* that called fork(): fork daemons from the main thread or from a thread that
+ * lives as long as the process (mpx's own start methods do so).
  */
 MPX_API int mpx_process_after_fork(const mpx_process_options *opts, int64_t parent_pid);
 
