@@ -1,5 +1,5 @@
-"""tour.py - the README's tour for Python: mpx objects shared by os.fork() children, each
-scene run twice, with mpx and with Python's own multiprocessing objects, timed side by side.
+"""tour.py - the README's tour for Python: mpx objects shared by forked Process children,
+each scene run twice, with mpx and with Python's own multiprocessing, timed side by side.
 
     MPX_LIBRARY=build/default/src/libmpx.so.0 PYTHONPATH=bindings/python \\
         python3 bindings/python/examples/tour.py
@@ -7,14 +7,15 @@ scene run twice, with mpx and with Python's own multiprocessing objects, timed s
 Scenes: (1) ten processes buy five tickets through a Lock, the count in a shared Value;
 (2) two processes negate a shared Array('d'), one half each; (3) processes wait for an
 Event and meet at a Barrier whose action runs once, then an Event ping-pong; (4) what a
-Lock and a locked Value increment cost. The code of a scene is the same for both: `m` is
-either the mpx module or multiprocessing's fork context. Times are of this run on this
+Lock and a locked Value increment cost; (5) start+join of a Process with each start method
+(fork, forkserver, spawn). The code of a scene is the same for both: `m` is either mpx's
+or multiprocessing's fork context. Times are of this run on this
 machine; "mpx takes 0.50x" means mpx needed half of multiprocessing's time. Every result
 is checked: the exit status is 1 if one is wrong.
 
-Children are made with os.fork() and inherit the objects (mpx's Process comes later).
-multiprocessing.Process works as well: with the fork start method it passes mpx objects
-by inheritance, with spawn or forkserver by pickling them as tokens.
+Children of scenes 1-4 are made by the side's own Process with the fork start method and
+inherit the objects. multiprocessing.Process works with mpx objects as well: with fork by
+inheritance, with spawn or forkserver by pickling them as tokens.
 """
 
 import ctypes
@@ -28,6 +29,7 @@ import traceback
 import mpx
 
 MP = multiprocessing.get_context("fork")
+MPX = mpx.get_context("fork")
 CUSTOMERS, TICKETS = 10, 5
 BOUGHT, REFUSED = 10, 11
 failures = 0
@@ -52,10 +54,9 @@ def versus(t_mpx, t_mp):
 
 
 def fork(body, *args):
-    """Run body(*args) in a forked child that exits with its result (99 if it raised)."""
-    sys.stdout.flush()
-    pid = os.fork()
-    if pid == 0:
+    """Start a Process of the side being run (scene's `m`) that runs body(*args) and exits
+    with its result (99 if it raised)."""
+    def run():
         code = 99
         try:
             code = body(*args)
@@ -63,17 +64,28 @@ def fork(body, *args):
             traceback.print_exc()
         sys.stdout.flush()
         os._exit(code)
-    return pid
+    sys.stdout.flush()
+    p = side.Process(target=run)
+    p.start()
+    return p
 
 
-def join(pid):
+def join(p):
     """The child's exit code, or minus the signal that killed it."""
-    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    p.join()
+    return p.exitcode
+
+
+side = MPX
 
 
 def both(scene):
     """Run scene(m) with mpx, then with multiprocessing; return both results."""
-    return scene(mpx), scene(MP)
+    global side
+    results = []
+    for side in (MPX, MP):
+        results.append(scene(side))
+    return tuple(results)
 
 
 # ---- 1. the ticket counter ------------------------------------------------------------------
@@ -217,6 +229,29 @@ def increments(m):
     return f"= {counter.value}", took
 
 
+# ---- 5. start methods -------------------------------------------------------------------------
+
+def nothing():
+    """The target of scene 5: an empty child (module-level, so spawn can pickle it)."""
+
+
+def start_join(method, reps=5):
+    """Median start+join of an empty Process, for mpx's and multiprocessing's `method`."""
+    def median(ctx):
+        times = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            p = ctx.Process(target=nothing)
+            p.start()
+            p.join()
+            times.append(time.perf_counter() - t0)
+            expect(p.exitcode == 0, f"{method}: an empty child exits 0")
+        return sorted(times)[reps // 2]
+    m = median(mpx.get_context(method))
+    return (f"{method}: start+join of an empty Process", m), \
+           (f"{method}: start+join of an empty Process", median(multiprocessing.get_context(method)))
+
+
 def bare_ctypes_call():
     f = ctypes.CDLL(mpx.library_path).mpx_version
     t0 = time.perf_counter()
@@ -232,7 +267,7 @@ def show(results, each=""):
 
 
 def main():
-    signal.alarm(120)   # whatever happens, the tour never hangs a terminal or CI
+    signal.alarm(180)   # whatever happens, the tour never hangs a terminal or CI
     start = time.perf_counter()
     print(f"mpx Python tour: libmpx {mpx.__version__} ({mpx.library_path}), Python "
           f"{sys.version.split()[0]}, pid {os.getpid()}")
@@ -254,6 +289,10 @@ def main():
     show(both(lock_cost), " each")
     print(f"   2 processes x {INCREMENTS} locked Value increments")
     show(both(increments))
+
+    print("5. start methods: median of 5 start+join of an empty Process (spawn starts a new interpreter)")
+    for method in ("fork", "forkserver", "spawn"):
+        show(start_join(method))
 
     took = fmt(time.perf_counter() - start)
     if failures:
