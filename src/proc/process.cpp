@@ -182,12 +182,12 @@ Status Process::start() {
     case MPX_START_FORKSERVER: s = start_forkserver(); break;
     default: s = start_spawn(); break;
   }
-  std::lock_guard g(mu_);
   if (s != MPX_OK) {
+    std::lock_guard g(mu_);
     state_ = created;
     return s;
   }
-  registry_add(this);
+  registry_add(this);  // not under mu_: the registry's lock comes first (see reap_ended)
   return MPX_OK;
 }
 
