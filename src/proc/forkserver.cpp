@@ -436,14 +436,7 @@ Status forkserver_fork(const ForkserverRequest &req, Child *out) {
 }
 
 Status Process::start_forkserver() {
-  ForkserverRequest req{&spec_, identity()};
-  {
-    std::lock_guard g(mu_);
-    req.child_id.name = name_;
-  }
-  req.child_id.ident = ident_;
-  req.child_id.daemon = spec_.daemon;
-  req.child_id.parent_pid = platform::current_pid();
+  const ForkserverRequest req{&spec_, child_identity()};
   Child c;
   if (Status s = forkserver_fork(req, &c); s != MPX_OK) return s;
   std::lock_guard g(mu_);

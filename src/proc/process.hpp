@@ -56,6 +56,8 @@ struct Child {
   int chan = -1;   // forkserver: the exit status arrives here
 };
 
+struct Identity;
+
 class Process : public Object {
  public:
   Process() : Object(HandleType::process) {}
@@ -87,6 +89,8 @@ class Process : public Object {
   Status start_fork();
   Status start_spawn();
   Status start_forkserver();
+  // Who the child will be: our authkey, its name, place, daemon flag, us as its parent.
+  Identity child_identity();
   void finish(int code);
 
   std::mutex mu_;

@@ -128,8 +128,8 @@ Status watch_child(pid_t pid, int *pidfd) {
   return fail(errno_to_status(e), "pidfd_open of the new child failed: {}", strerror(e));
 }
 
-Status Process::start_fork() {
-  Identity child = identity();
+Identity Process::child_identity() {
+  Identity child = identity();  // the authkey
   {
     std::lock_guard g(mu_);
     child.name = name_;
@@ -138,6 +138,11 @@ Status Process::start_fork() {
   child.daemon = spec_.daemon;
   child.parent_pid = platform::current_pid();
   child.handed_fds = spec_.fds;
+  return child;
+}
+
+Status Process::start_fork() {
+  Identity child = child_identity();
   mpx_entry_fn entry = spec_.entry_fn;
   if (!spec_.fn && !entry) {
     entry = find_entry(spec_.entry);
@@ -165,15 +170,7 @@ Status Process::start_fork() {
 }
 
 Status Process::start_spawn() {
-  Identity child = identity();
-  {
-    std::lock_guard g(mu_);
-    child.name = name_;
-  }
-  child.ident = ident_;
-  child.daemon = spec_.daemon;
-  child.parent_pid = platform::current_pid();
-  child.handed_fds.assign(spec_.fds.size(), 0);
+  const Identity child = child_identity();  // identity_env counts its handed_fds
 
   // The environment.
   std::vector<std::string> env;
