@@ -33,6 +33,9 @@ if [ -d tests/python ]; then
   done
 fi
 
+echo "=== docs/examples (each compiled and run as a user would)"
+suite bash docs/examples/run_examples.sh build/default
+
 if [ -d tests/node ] && [ -f tests/node/package.json ]; then
   echo "=== Node tests"
   suite bash -c 'cd tests/node && npm test'
