@@ -45,15 +45,13 @@
 #include <vector>
 
 #include "mpx/mpx.h"
+#include "bench_common.hpp"
 
 namespace {
 
-// ---- small helpers -----------------------------------------------------------------------
+using namespace mpxbench;
 
-int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+// ---- small helpers -----------------------------------------------------------------------
 
 inline void cpu_relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -61,49 +59,6 @@ inline void cpu_relax() {
 #elif defined(__aarch64__)
   asm volatile("yield" ::: "memory");
 #endif
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const size_t m = v.size() / 2;
-  return v.size() % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
-}
-
-bool g_failed = false;  // a wrong result anywhere: exit status 1
-
-__attribute__((format(printf, 1, 2))) void failure(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  std::fprintf(stderr, "FAILED: ");
-  std::vfprintf(stderr, fmt, ap);
-  std::fprintf(stderr, "\n");
-  va_end(ap);
-  g_failed = true;
-}
-
-// Abort the benchmark on an mpx error in the parent (setup failures are not figures).
-void check(int rc, const char *what) {
-  if (rc != MPX_OK) {
-    std::fprintf(stderr, "FAILED: %s: %s (%s)\n", what, mpx_error_name(rc), mpx_last_error_message());
-    std::exit(1);
-  }
-}
-
-long env_long(const char *name, long dflt) {
-  const char *s = std::getenv(name);
-  if (!s || !*s) return dflt;
-  char *end;
-  const long v = std::strtol(s, &end, 10);
-  return (*end == 0 && v > 0) ? v : dflt;
-}
-
-double env_double(const char *name, double dflt) {
-  const char *s = std::getenv(name);
-  if (!s || !*s) return dflt;
-  char *end;
-  const double v = std::strtod(s, &end);
-  return (*end == 0 && v > 0) ? v : dflt;
 }
 
 // ---- the bare futex baselines ------------------------------------------------------------
