@@ -210,7 +210,7 @@ MPX_API int mpx_forkserver_pid(int64_t *pid) {
 }
 
 MPX_API int mpx_active_children(mpx_process **out, size_t *count) {
-  return guarded([&] { return proc::active_children(out, count); });
+  return guarded([&] { return copy_out_items(proc::active_children(), out, count, "handles"); });
 }
 
 MPX_API int mpx_cpu_count(int *count) {
@@ -248,35 +248,11 @@ MPX_API int mpx_parent_pid(int64_t *pid) {
 }
 
 MPX_API int mpx_handed_fds(int *fds, size_t *count) {
-  MPX_REQUIRE(count, "count is NULL");
-  MPX_REQUIRE(fds || *count == 0, "fds is NULL but *count is {}", *count);
-  return guarded([&]() -> int {
-    const auto handed = proc::identity().handed_fds;
-    if (*count < handed.size()) {
-      const size_t have = *count;
-      *count = handed.size();
-      return fail(MPX_ENOBUFS, "room for {} descriptors; {} needed", have, handed.size());
-    }
-    for (size_t i = 0; i < handed.size(); ++i) fds[i] = handed[i];
-    *count = handed.size();
-    return MPX_OK;
-  });
+  return guarded([&] { return copy_out_items(proc::identity().handed_fds, fds, count, "descriptors"); });
 }
 
 MPX_API int mpx_authkey(uint8_t *buf, size_t *len) {
-  MPX_REQUIRE(len, "len is NULL");
-  return guarded([&]() -> int {
-    const auto key = proc::identity().authkey;
-    if (*len < key.size()) {
-      const size_t have = *len;
-      *len = key.size();
-      return fail(MPX_ENOBUFS, "buffer of {} bytes is too small; {} needed", have, key.size());
-    }
-    if (!buf) return fail(MPX_EINVAL, "buf is NULL");
-    memcpy(buf, key.data(), key.size());
-    *len = key.size();
-    return MPX_OK;
-  });
+  return guarded([&] { return copy_out_items(proc::identity().authkey, buf, len, "bytes"); });
 }
 
 MPX_API int mpx_set_authkey(const uint8_t *key, size_t len) {

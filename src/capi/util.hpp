@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 #include <string>
+#include <vector>
 
 #include "core/error.hpp"
 #include "core/handle.hpp"
@@ -56,6 +57,22 @@ inline Status copy_out(const std::string &s, char *buf, size_t *len) noexcept {
   }
   std::memcpy(buf, s.c_str(), s.size() + 1);
   *len = s.size();
+  return MPX_OK;
+}
+
+// Copy items out through (out, *count): *count in = capacity, out = number written; too
+// small: MPX_ENOBUFS with *count = the number needed. `unit` names the items in messages.
+template <typename T, typename U>
+Status copy_out_items(const std::vector<T> &items, U *out, size_t *count, const char *unit) noexcept {
+  if (!count) return fail(MPX_EINVAL, "count is NULL");
+  if (!out && *count > 0) return fail(MPX_EINVAL, "the buffer is NULL but its capacity is {}", *count);
+  if (*count < items.size()) {
+    const size_t have = *count;
+    *count = items.size();
+    return fail(MPX_ENOBUFS, "room for {} {}; {} needed", have, unit, items.size());
+  }
+  for (size_t i = 0; i < items.size(); ++i) out[i] = static_cast<U>(items[i]);
+  *count = items.size();
   return MPX_OK;
 }
 

@@ -267,25 +267,16 @@ void reap_ended(bool all) {
     }
 }
 
-Status active_children(mpx_process **out, size_t *count) {
-  if (!count) return fail(MPX_EINVAL, "count is NULL");
-  if (!out && *count > 0) return fail(MPX_EINVAL, "out is NULL but *count is {}", *count);
+std::vector<mpx_process *> active_children() {
   reap_ended(false);
   auto &r = registry();
   ForkMutexGuard g(r.mu);
-  std::vector<void *> alive;
+  std::vector<mpx_process *> alive;
   for (Process *p : r.live) {
     bool done;
-    if (p->poll(&done) == MPX_OK && !done) alive.push_back(p->handle);
+    if (p->poll(&done) == MPX_OK && !done) alive.push_back(static_cast<mpx_process *>(p->handle));
   }
-  if (alive.size() > *count) {
-    const size_t have = *count;
-    *count = alive.size();
-    return fail(MPX_ENOBUFS, "room for {} handles; {} needed", have, alive.size());
-  }
-  for (size_t i = 0; i < alive.size(); ++i) out[i] = static_cast<mpx_process *>(alive[i]);
-  *count = alive.size();
-  return MPX_OK;
+  return alive;
 }
 
 // ---- entry points -------------------------------------------------------------------

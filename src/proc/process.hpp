@@ -113,7 +113,8 @@ void registry_remove(Process *p);
 void orphan(Child c);
 // Reap what has ended (orphans; and live objects when `all`).
 void reap_ended(bool all);
-Status active_children(mpx_process **out, size_t *count);
+// The handles of the children still running (reaps those that have ended).
+std::vector<mpx_process *> active_children();
 
 // ---- identity of the current process ------------------------------------------------
 
