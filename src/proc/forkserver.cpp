@@ -16,7 +16,6 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -184,11 +183,8 @@ void reply(int chan, int32_t kind, int32_t value, int fd = -1) {
   id.ident.assign(strings + h.name_len, h.ident_len);
   const char *key = strings + h.name_len + h.ident_len + h.entry_len;
   id.authkey.assign(key, key + h.authkey_len);
-  if (h.cwd_len) {
-    const std::string cwd(key + h.authkey_len, h.cwd_len);
-    if (chdir(cwd.c_str()) != 0) {  // the client's directory is gone: stay where we are
-    }
-  }
+  if (h.cwd_len)  // if the client's directory is gone, the child stays where the server is
+    (void)!chdir(std::string(key + h.authkey_len, h.cwd_len).c_str());
   id.daemon = h.daemon != 0;
   id.parent_pid = zygote_pid;  // a daemon's tie is to the zygote
   id.handed_fds.assign(fds + 4, fds + nfds);
@@ -354,7 +350,9 @@ pid_t forkserver_pid() {
 Status forkserver_fork(const ForkserverRequest &req, Child *out) {
   const Spec &spec = *req.spec;
   const Identity &id = req.child_id;
-  std::string msg(sizeof(RequestHeader), '\0');
+  // The child runs in the client's current directory, as Python's forkserver children do.
+  char cwd[PATH_MAX];
+  if (!getcwd(cwd, sizeof cwd)) cwd[0] = '\0';  // gone: the child stays in the server's
   RequestHeader h{};
   h.magic = kMagic;
   h.version = kVersion;
@@ -363,21 +361,16 @@ Status forkserver_fork(const ForkserverRequest &req, Child *out) {
   h.ident_len = uint32_t(id.ident.size());
   h.entry_len = uint32_t(spec.entry.size());
   h.authkey_len = uint32_t(id.authkey.size());
+  h.cwd_len = uint32_t(strlen(cwd));
   h.nfds = uint32_t(4 + spec.fds.size());
   h.payload_size = spec.payload.size();
   h.parent_pid = id.parent_pid;
-  memcpy(msg.data(), &h, sizeof h);
+  std::string msg(reinterpret_cast<const char *>(&h), sizeof h);
   msg += id.name;
   msg += id.ident;
   msg += spec.entry;
   msg.append(reinterpret_cast<const char *>(id.authkey.data()), id.authkey.size());
-  // The child runs in the client's current directory, as Python's forkserver children do.
-  char cwd[PATH_MAX];
-  if (getcwd(cwd, sizeof cwd)) {
-    h.cwd_len = uint32_t(strlen(cwd));
-    memcpy(msg.data() + offsetof(RequestHeader, cwd_len), &h.cwd_len, sizeof h.cwd_len);
-    msg += cwd;
-  }
+  msg += cwd;
   if (msg.size() > kMaxRequest) return fail(MPX_EINVAL, "name or entry too long for the forkserver");
 
   int sv[2];
