@@ -24,29 +24,18 @@ int make_process(mpx_process **out, const mpx_process_options *opts, pid_t adopt
   *out = nullptr;
   return guarded([&]() -> int {
     auto *p = new Process();
-    Status s;
-    if (adopt_pid == 0) {
-      s = p->init(opts);
-    } else {
-      mpx_process_options fork_opts;
-      mpx_process_options_init(&fork_opts, sizeof fork_opts);
-      if (opts) fork_opts = *opts;
-      static const char kAdopted[] = "adopted";
-      fork_opts.entry = kAdopted;  // a target for validation only: the child already runs
-      fork_opts.fn = nullptr;
-      fork_opts.entry_fn = nullptr;
-      fork_opts.file = nullptr;
-      fork_opts.method = MPX_START_FORK;
-      s = p->init(&fork_opts);
-      if (s == MPX_OK) s = p->adopt(adopt_pid);
-    }
-    if (s != MPX_OK) {
+    if (Status s = adopt_pid ? p->init_adopted(opts) : p->init(opts); s != MPX_OK) {
       delete p;
       return s;
     }
     void *h;
     if (Status st = insert_handle(p, &h); st != MPX_OK) return st;
-    p->handle = h;
+    p->handle = h;  // before adopt registers it: active_children lists it by this handle
+    if (adopt_pid)
+      if (Status s = p->adopt(adopt_pid); s != MPX_OK) {
+        destroy_handle(h, HandleType::process);
+        return s;
+      }
     *out = static_cast<mpx_process *>(h);
     return MPX_OK;
   });

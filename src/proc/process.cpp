@@ -119,10 +119,22 @@ Status Spec::from_options(const mpx_process_options *o, Spec *s) {
 
 Status Process::init(const mpx_process_options *opts) {
   if (Status s = Spec::from_options(opts, &spec_); s != MPX_OK) return s;
-  ident_ = next_child_ident();
-  name_ = opts->name ? std::string(opts->name) : "Process-" + ident_;
-  bound_pid = platform::current_pid();  // a forked child may not join or signal its siblings
+  name_child(opts->name);
   return MPX_OK;
+}
+
+Status Process::init_adopted(const mpx_process_options *opts) {
+  // The child runs already: of the options only its name and daemon flag mean anything.
+  spec_.method = MPX_START_FORK;
+  spec_.daemon = opts && opts->daemon;
+  name_child(opts ? opts->name : nullptr);
+  return MPX_OK;
+}
+
+void Process::name_child(const char *name) {
+  ident_ = next_child_ident();
+  name_ = name ? std::string(name) : "Process-" + ident_;
+  bound_pid = platform::current_pid();  // a forked child may not join or signal its siblings
 }
 
 Process::~Process() {

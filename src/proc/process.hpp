@@ -64,6 +64,8 @@ class Process : public Object {
   ~Process() override;
 
   Status init(const mpx_process_options *opts);
+  // For a child forked outside mpx: then adopt(pid).
+  Status init_adopted(const mpx_process_options *opts);
   Status start();
   Status join(int64_t timeout_ms);
   // Reap without blocking; *ended tells whether the child has ended.
@@ -89,6 +91,7 @@ class Process : public Object {
   Status start_fork();
   Status start_spawn();
   Status start_forkserver();
+  void name_child(const char *name);  // its place among our children, its name, its owner
   // Who the child will be: our authkey, its name, place, daemon flag, us as its parent.
   Identity child_identity();
   void finish(int code);
