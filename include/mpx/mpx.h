@@ -10,5 +10,7 @@
 #include "mpx/sync.h"
 #include "mpx/array.h"
 #include "mpx/process.h"
+#include "mpx/connection.h"
+#include "mpx/queue.h"
 
 #endif /* MPX_MPX_H */

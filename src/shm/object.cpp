@@ -46,6 +46,7 @@ const char *obj_type_name(ObjType t) noexcept {
     case ObjType::condition: return "condition";
     case ObjType::barrier: return "barrier";
     case ObjType::array: return "array";
+    case ObjType::queue: return "queue";
   }
   return "object";
 }
