@@ -56,25 +56,26 @@ inline std::vector<unsigned char> buffer(size_t len) {
 
 // ---- placement --------------------------------------------------------------------------------
 
-// Streams: producer on CPU 0, consumer on CPU 1 (left alone, the two sometimes share a CPU and
-// take turns, which measures the scheduler). Ping-pong: not pinned (in these VMs waking a
-// process pinned to an idle vCPU costs 100-200 us instead of 16-24 us: the hypervisor).
-// MPX_BENCH_PIN = stream (default) | all | none.
-inline bool g_pin_stream = true;
-inline bool g_pin_pingpong = false;
+// Queue streams: producer on CPU 0, consumer on CPU 1 (both sides spin; left alone, they
+// sometimes share a CPU and take turns, which measures the scheduler). Pipe streams and
+// ping-pongs are not pinned: their processes sleep in the kernel and, in these VMs, waking a
+// process pinned to an idle vCPU costs 100-200 us instead of 16-24 us (the hypervisor's cost,
+// not the pipe's). MPX_BENCH_PIN = queue (the default) | all | none.
+inline bool g_pin_queue = true;
+inline bool g_pin_sleepers = false;  // pipe streams and ping-pongs
 
 inline void read_pin_env() {
-  if (const char *p = std::getenv("MPX_BENCH_PIN")) {
+  if (const char *p = std::getenv("MPX_BENCH_PIN"); p && *p) {
     const std::string s = p;
-    g_pin_stream = s == "stream" || s == "all" || s == "contended" || s == "1";
-    g_pin_pingpong = s == "all";
+    g_pin_queue = s != "none" && s != "0";
+    g_pin_sleepers = s == "all";
   }
 }
 
 inline const char *pin_description() {
   if (sysconf(_SC_NPROCESSORS_ONLN) < 2) return "one CPU: not pinned";
-  if (g_pin_pingpong) return "both processes pinned to CPUs 0 and 1";
-  if (g_pin_stream) return "stream producer and consumer pinned to CPUs 0 and 1, ping-pong not pinned";
+  if (g_pin_sleepers) return "the two processes pinned to CPUs 0 and 1";
+  if (g_pin_queue) return "queue producer and consumer pinned to CPUs 0 and 1, pipe processes not";
   return "not pinned";
 }
 
@@ -166,15 +167,16 @@ enum class Got { ok, wrong, error };
 // Stream warm + n items from this process (put(i) -> bool) to a forked child (get(i) -> Got).
 // The clock starts once the child has taken the warm-up items (no start-up, no first-touch
 // faults in the timing) and stops when it has taken the last. Returns seconds for n items.
-// A failed put, a failed get or a wrong item is a failure.
+// A failed put, a failed get or a wrong item is a failure. pin: producer on CPU 0, consumer
+// on CPU 1.
 template <typename Put, typename Get>
-double stream(const char *what, long warm, long n, Put put, Get get) {
+double stream(const char *what, bool pin, long warm, long n, Put put, Get get) {
   g_ctl->ack.store(0);
   g_ctl->t1 = 0;
   g_ctl->wrong = 0;
   const pid_t pid = fork_child();
   if (pid == 0) {
-    Pinned pin(g_pin_stream, 1);
+    Pinned pinned(pin, 1);
     uint64_t wrong = 0;
     for (long i = 0; i < warm + n; ++i) {
       if (i == warm) g_ctl->ack.store(1, std::memory_order_release);
@@ -186,7 +188,7 @@ double stream(const char *what, long warm, long n, Put put, Get get) {
     g_ctl->wrong = wrong;
     _exit(wrong ? 1 : 0);
   }
-  Pinned pin(g_pin_stream, 0);
+  Pinned pinned(pin, 0);
   bool ok = true;
   for (long i = 0; i < warm && ok; ++i) ok = put(i);
   while (ok && g_ctl->ack.load(std::memory_order_acquire) == 0) sched_yield();
@@ -208,7 +210,7 @@ template <typename Ping, typename Pong>
 double pingpong(const char *what, long warm, long n, Ping ping, Pong pong) {
   const pid_t pid = fork_child();
   if (pid == 0) {
-    Pinned pin(g_pin_pingpong, 1);
+    Pinned pin(g_pin_sleepers, 1);
     bool right = true;
     for (long i = 0; i < warm + n; ++i) {
       const Got g = pong(i);
@@ -217,7 +219,7 @@ double pingpong(const char *what, long warm, long n, Ping ping, Pong pong) {
     }
     _exit(right ? 0 : 1);
   }
-  Pinned pin(g_pin_pingpong, 0);
+  Pinned pin(g_pin_sleepers, 0);
   bool ok = true;
   int64_t t0 = now_ns();
   for (long i = 0; i < warm + n && ok; ++i) {

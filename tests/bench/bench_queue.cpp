@@ -21,8 +21,8 @@
 //
 // Environment: MPX_BENCH_QUEUE_N (64 B items per measurement, default 2,000,000),
 // MPX_BENCH_QUEUE_LARGE_N (64 KiB items, default 40,000), MPX_BENCH_SCALE (multiplies both),
-// MPX_BENCH_REPS (default 5; medians reported), MPX_BENCH_PIN (stream (default): producer on
-// CPU 0, consumer on CPU 1; none).
+// MPX_BENCH_REPS (default 5; medians reported), MPX_BENCH_PIN (queue or all (default: producer
+// on CPU 0, consumer on CPU 1), none).
 //
 // Every figure is a rate: higher is better; ratio = mpx / baseline, so > 1 means mpx is faster.
 
@@ -111,7 +111,7 @@ double run_mpx(mpx_queue *q, Item &it, long warm, long n, bool allocating) {
     }
     return right ? Got::ok : Got::wrong;
   };
-  return stream(allocating ? "mpx_queue_get" : "mpx_queue_get_into", warm, n, put, get);
+  return stream(allocating ? "mpx_queue_get" : "mpx_queue_get_into", g_pin_queue, warm, n, put, get);
 }
 
 double run_raw(rawring::Shared *ring, Item &it, long warm, long n) {
@@ -130,7 +130,7 @@ double run_raw(rawring::Shared *ring, Item &it, long warm, long n) {
     if (!cons->get_into(it.in.data(), len, &got)) return Got::error;
     return item_ok(it.in.data(), got, len, uint64_t(i)) ? Got::ok : Got::wrong;
   };
-  return stream("raw SPSC ring", warm, n, put, get);
+  return stream("raw SPSC ring", g_pin_queue, warm, n, put, get);
 }
 
 // A named message_queue (Boost offers no anonymous one) whose name is removed as soon as it
@@ -167,7 +167,7 @@ double run_boost(bip::message_queue &mq, Item &it, long warm, long n) {
     }
     return item_ok(it.in.data(), got, len, uint64_t(i)) ? Got::ok : Got::wrong;
   };
-  return stream("Boost message_queue", warm, n, put, get);
+  return stream("Boost message_queue", g_pin_queue, warm, n, put, get);
 }
 
 // ---- the benchmark ----------------------------------------------------------------------------
