@@ -2,8 +2,9 @@
 # Build libmpx and the benchmarks, then run the C++ and the Python side-by-side benchmarks and
 # print one combined report. Every figure is compared with baselines measured in the same run.
 #
-#   tests/bench/run.sh                  everything (about 2 min on the 2-core VMs, build included)
-#   tests/bench/run.sh sync             only the sync benchmarks (35-40 s); `process` likewise
+#   tests/bench/run.sh                  everything (about 3 min on the 2-core VMs, build included)
+#   tests/bench/run.sh sync             only the sync benchmarks (35-40 s); `process`, `queue`
+#                                       and `pipe` likewise (any several may be given)
 #   tests/bench/run.sh --quick [...]    a few seconds: checks results, figures are only indicative
 #
 # MPX_BENCH_PRESET picks the CMake preset (default: release); PYTHON the interpreter
@@ -20,16 +21,18 @@ parts=()
 for a in "$@"; do
   case $a in
     --quick) quick=(--quick) ;;
-    sync | process) parts+=("$a") ;;
-    *) echo "usage: $0 [--quick] [sync] [process]" >&2; exit 2 ;;
+    sync | process | queue | pipe) parts+=("$a") ;;
+    *) echo "usage: $0 [--quick] [sync] [process] [queue] [pipe]" >&2; exit 2 ;;
   esac
 done
-[ ${#parts[@]} -gt 0 ] || parts=(sync process)
+[ ${#parts[@]} -gt 0 ] || parts=(sync process queue pipe)
 want() { [[ " ${parts[*]} " == *" $1 "* ]]; }
 
 targets=(mpx)
 want sync && targets+=(bench_sync)
 want process && targets+=(bench_process bench_raw_fork)
+want queue && targets+=(bench_queue)
+want pipe && targets+=(bench_pipe)
 echo "=== building (preset $preset: ${targets[*]})"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j"$(nproc)" --target "${targets[@]}" >/dev/null
@@ -63,6 +66,17 @@ if want process; then
   echo "=== Python: tests/bench/bench_process.py ($("$python" --version 2>&1))"
   py tests/bench/bench_process.py || status=1
 fi
+
+for part in queue pipe; do
+  want $part || continue
+  echo
+  echo "=== C API: tests/bench/bench_$part.cpp ($build/tests/bench/bench_$part ${quick[*]})"
+  "$build/tests/bench/bench_$part" "${quick[@]}" || status=1
+
+  echo
+  echo "=== Python: tests/bench/bench_$part.py ($("$python" --version 2>&1))"
+  py tests/bench/bench_$part.py || status=1
+done
 
 echo
 echo "=== done in $((SECONDS - start)) s$([ $status -eq 0 ] || echo '; SOME RESULTS WERE WRONG (see FAILED above)')"
