@@ -12,13 +12,13 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <new>
 #include <cerrno>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -60,7 +60,8 @@ inline std::vector<unsigned char> buffer(size_t len) {
 // sometimes share a CPU and take turns, which measures the scheduler). Pipe streams and
 // ping-pongs are not pinned: their processes sleep in the kernel and, in these VMs, waking a
 // process pinned to an idle vCPU costs 100-200 us instead of 16-24 us (the hypervisor's cost,
-// not the pipe's). MPX_BENCH_PIN = queue (the default) | all | none.
+// not the pipe's). MPX_BENCH_PIN = contended (the default: the queue streams, as bench_sync
+// pins its contending processes) | all | none.
 inline bool g_pin_queue = true;
 inline bool g_pin_sleepers = false;  // pipe streams and ping-pongs
 
