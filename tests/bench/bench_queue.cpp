@@ -19,7 +19,7 @@
 // Every queue holds about 1 MiB: mpx_queue with its default ring (1 MiB), the raw ring 1 MiB,
 // message_queue 1024 x 64 B messages or 16 x 64 KiB.
 //
-// Environment: MPX_BENCH_QUEUE_N (64 B items per measurement, default 2,000,000),
+// Environment: MPX_BENCH_QUEUE_N (64 B items per measurement, default 1,000,000),
 // MPX_BENCH_QUEUE_LARGE_N (64 KiB items, default 40,000), MPX_BENCH_SCALE (multiplies both),
 // MPX_BENCH_REPS (default 5; medians reported), MPX_BENCH_PIN (contended (the default) or all:
 // producer on CPU 0, consumer on CPU 1; none).
@@ -64,7 +64,7 @@ constexpr size_t kLarge = 64 * 1024;
 constexpr uint64_t kRingBytes = 1 << 20;
 
 struct Config {
-  long n_small = 2'000'000;
+  long n_small = 1'000'000;
   long n_large = 40'000;
   long warm_small = 50'000;  // more than the 1 MiB rings hold, so every page has been used
   long warm_large = 200;
