@@ -43,16 +43,6 @@
 #include "mpx/mpx.h"
 #include "raw_ring.hpp"
 
-// Until libmpx has the queue (issue 4 is being implemented), its rows are skipped: the entry
-// points are weak references, null when the library lacks them.
-#pragma weak mpx_queue_create
-#pragma weak mpx_queue_destroy
-#pragma weak mpx_queue_put
-#pragma weak mpx_queue_get
-#pragma weak mpx_queue_get_into
-#pragma weak mpx_queue_capacity
-#pragma weak mpx_queue_qsize
-
 namespace {
 
 using namespace mpxbench;
@@ -71,8 +61,6 @@ struct Config {
   int reps = 5;
   bool quick = false;
 } cfg;
-
-bool have_mpx() { return mpx_queue_create != nullptr && mpx_queue_get_into != nullptr; }
 
 // ---- the three queues, each as put(i) / get(i) for the harness -------------------------------
 
@@ -184,7 +172,7 @@ constexpr uint32_t kSlowPoll = 128;
 Sampler measure(size_t len, long warm, long n, size_t boost_depth) {
   Item it(len);
   mpx_queue *q = nullptr;
-  if (have_mpx()) check(mpx_queue_create(&q, nullptr), "mpx_queue_create");
+  check(mpx_queue_create(&q, nullptr), "mpx_queue_create");
   rawring::Shared *ring = rawring::create(kRingBytes);
   rawring::Shared *ring_slow = rawring::create(kRingBytes, kSlowPoll);
   if (!ring || !ring_slow) {
@@ -195,20 +183,16 @@ Sampler measure(size_t len, long warm, long n, size_t boost_depth) {
 
   Sampler s(kCols);
   for (int rep = 0; rep < cfg.reps; ++rep) {
-    if (q) {
-      s.add(kMpx, double(n) / run_mpx(q, it, warm, n, false));
-      s.add(kMpxAlloc, double(n) / run_mpx(q, it, warm, n, true));
-    }
+    s.add(kMpx, double(n) / run_mpx(q, it, warm, n, false));
+    s.add(kMpxAlloc, double(n) / run_mpx(q, it, warm, n, true));
     s.add(kRaw, double(n) / run_raw(ring, it, warm, n));
     s.add(kRawBatch, double(n) / run_raw(ring_slow, it, warm, n));
     s.add(kBoost, double(n) / run_boost(*mq, it, warm, n));
   }
-  if (q) {
-    size_t left = 1;
-    check(mpx_queue_qsize(q, &left), "mpx_queue_qsize");
-    if (left != 0) failure("mpx_queue: %zu items left after the benchmark", left);
-    mpx_queue_destroy(q);
-  }
+  size_t left = 1;
+  check(mpx_queue_qsize(q, &left), "mpx_queue_qsize");
+  if (left != 0) failure("mpx_queue: %zu items left after the benchmark", left);
+  mpx_queue_destroy(q);
   for (rawring::Shared *r : {ring, ring_slow}) {
     if (r->head.load() != r->tail.load()) failure("raw ring: not empty after the benchmark");
     rawring::destroy(r);
@@ -255,8 +239,6 @@ int main(int argc, char **argv) {
               "median of %d; %ld x 64 B and %ld x 64 KiB items per measurement\n",
               mpx_version_string(), BOOST_VERSION / 100000, BOOST_VERSION / 100 % 1000,
               sysconf(_SC_NPROCESSORS_ONLN), pin_description(), cfg.reps, cfg.n_small, cfg.n_large);
-  if (!have_mpx())
-    std::printf("note: this libmpx has no mpx_queue yet (issue 4): the mpx columns are not measured\n");
   std::fflush(stdout);
   const int64_t t0 = now_ns();
 
