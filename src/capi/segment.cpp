@@ -1,19 +1,8 @@
 // C entry points of mpx/segment.h.
 #include "mpx/segment.h"
 
+#include "capi/segment.hpp"
 #include "capi/util.hpp"
-#include "shm/segment.hpp"
-
-namespace mpx {
-namespace {
-class SegmentObject final : public Object {
- public:
-  SegmentObject() : Object(HandleType::segment) {}
-  std::shared_ptr<Segment> seg;
-  bool unlinked = false;
-};
-}  // namespace
-}  // namespace mpx
 
 using namespace mpx;
 using namespace mpx::capi;

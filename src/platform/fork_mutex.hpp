@@ -17,7 +17,8 @@ class ForkMutex {
     kTracker = 40,
     kProcess = 50,
     kProcessRegistry = 51,
-    kProcessEntries = 52
+    kProcessEntries = 52,
+    kConnection = 60
   };
   ForkMutex(Rank rank, bool recursive = false) noexcept;
   ForkMutex(const ForkMutex &) = delete;

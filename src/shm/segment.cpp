@@ -224,6 +224,12 @@ Status Segment::attach_anonymous(uint32_t pid, int fd, uint64_t ino, std::shared
   return map_fd(own, std::string(), false, out);
 }
 
+Status Segment::adopt_fd(int fd, std::string name, std::shared_ptr<Segment> *out) {
+  // A named segment's shared flock (which keeps the tracker from removing the name) belongs
+  // to the open file description, which the received descriptor shares with the sender's.
+  return map_fd(fd, std::move(name), false, out);
+}
+
 Status Segment::unlink_name(const std::string &name) {
   if (shm_unlink(shm_path(name).c_str()) != 0) {
     if (errno == ENOENT) return fail(MPX_ENOENT, "no segment named '{}'", name);

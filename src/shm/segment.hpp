@@ -32,6 +32,10 @@ class Segment {
   // inherited descriptor when this process has it, else /proc/<pid>/fd/<fd>.
   static Status attach_anonymous(uint32_t pid, int fd, uint64_t ino, std::shared_ptr<Segment> *out);
 
+  // Map a descriptor received from another process (a memfd, or a named segment's, then
+  // `name` is its name); its size comes from fstat. The descriptor is owned from here on.
+  static Status adopt_fd(int fd, std::string name, std::shared_ptr<Segment> *out);
+
   // The descriptors of every segment this process has mapped (a fork that closes the
   // descriptors it inherited must keep these).
   static void live_fds(std::vector<int> *out);

@@ -33,6 +33,10 @@ Status SharedLock::create(bool recursive, SharedLock *out) {
 
 Status SharedLock::open(Placement place, SharedLock *out) {
   auto *b = place.body<LockBody>();
+  return open_embedded(std::move(place), b, out);
+}
+
+Status SharedLock::open_embedded(Placement place, LockBody *b, SharedLock *out) {
   const uint32_t rec = __atomic_load_n(&b->recursive, __ATOMIC_RELAXED);
   if (rec > 1) return fail(MPX_ECORRUPT, "lock kind {} is invalid", rec);
   out->recursive_ = rec == 1;

@@ -50,6 +50,9 @@ class SharedLock {
   static Status create(bool recursive, SharedLock *out);
   // Wrap the lock at `place` (validated); `owner` answers closing() for blocked waits.
   static Status open(Placement place, SharedLock *out);
+  // Wrap a lock word embedded in another object's body (`body` lies inside `place`): the
+  // queue keeps its producer and consumer locks next to the indices they guard.
+  static Status open_embedded(Placement place, LockBody *body, SharedLock *out);
 
   void set_owner(const Object *owner) { owner_ = owner; }
   const Placement &placement() const { return place_; }

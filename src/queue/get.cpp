@@ -1,0 +1,228 @@
+// The consumer side: take the record at head under the consumer lock, copy out, mark DONE;
+// reassemble streamed items; skip what dead producers left half-written; the repair after a
+// consumer died holding the lock.
+#include <cstring>
+
+#include "platform/process.hpp"
+#include "queue/pause.hpp"
+
+namespace mpx {
+
+using namespace queue;
+
+namespace {
+// A writer (or a stream's producer) we wait for: look at its liveness after this long, then
+// this often.
+constexpr int64_t kFirstCheckNs = 10'000'000;
+constexpr int64_t kCheckEveryNs = 50'000'000;
+}  // namespace
+
+Status QueueObject::get(Sink &sink, uint64_t *len, int64_t timeout_ms) noexcept {
+  if (!place_.header_ok()) return place_.corrupt();
+  const Timeout t(timeout_ms);
+  if (Status s = lock(clock_, t, false); s != MPX_OK) return s;
+  return take(sink, len, t);
+}
+
+// The consumer lock is held on entry and released on every return.
+Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
+  Stream st;
+  int round = 0;
+  uint64_t watched = UINT64_MAX;  // what we wait for (liveness timer): a position, or a stream
+  int64_t next_check = 0;
+  auto leave = [&](Status s) {
+    if (st.active) drop_stream(&st, sink);
+    clock_.release();
+    return s;
+  };
+  for (;;) {
+    const uint64_t h = l_->consumer.head.load(std::memory_order_relaxed);
+    if (h >= seen_tail_) {
+      seen_tail_ = l_->producer.tail.load(std::memory_order_seq_cst);
+      if (h > seen_tail_ || seen_tail_ - h > cap_ || (h | seen_tail_) % kAlign != 0 || !place_.header_ok())
+        return leave(place_.corrupt());
+    }
+    uint32_t owner_pid = 0, owner_tid = 0;  // whom we wait for, if anyone
+    if (h < seen_tail_) {
+      View v;
+      if (!read_record(h, seen_tail_, &v)) return leave(place_.corrupt());
+      const uint32_t state = v.r->state.load(std::memory_order_acquire);
+      if (v.kind == kPad) {
+        if (state != kDone) return leave(place_.corrupt());
+        l_->consumer.head.store(h + v.bytes, std::memory_order_release);
+        continue;
+      }
+      const bool item = v.kind == kWhole || v.kind == kFirst;
+      const uint64_t got = l_->consumer.items_got.load(std::memory_order_relaxed);
+      if (v.ordinal != (item ? got + 1 : got)) return leave(place_.corrupt());
+      if (item && st.active) {  // the stream's producer gave up or died before its LAST
+        drop_stream(&st, sink);
+        continue;
+      }
+      if (state == kCommitted) {
+        if (item) {
+          if (Status s = sink.prepare(v.length); s != MPX_OK) return leave(s);  // the item stays first
+          if (v.kind == kFirst)
+            st = Stream{true, h, v.length, 0, v.r->pid.load(std::memory_order_relaxed),
+                        v.r->tid.load(std::memory_order_relaxed)};
+          claim(h, v);
+          if (v.kind == kWhole) {
+            crash_point(CrashPoint::consumer_claimed);
+            const Status unlocked = clock_.release();
+            if (v.length) std::memcpy(sink.data(), payload(v.r), v.length);
+            crash_point(CrashPoint::consumer_copying);
+            finish(v.r);
+            *len = v.length;
+            return unlocked;
+          }
+          std::memcpy(sink.data(), payload(v.r), chunk_);
+          st.offset = chunk_;
+          finish(v.r);
+          crash_point(CrashPoint::consumer_streaming);
+          continue;
+        }
+        if (!st.active) {  // an orphan chunk: whoever took its FIRST died or gave up
+          skip(h, v, kCommitted);
+          continue;
+        }
+        const uint64_t left = st.total - st.offset;
+        if ((v.kind == kMiddle) != (left > chunk_) || (v.kind == kLast && v.length != left))
+          return leave(place_.corrupt());
+        claim(h, v);
+        std::memcpy(sink.data() + st.offset, payload(v.r), v.length);
+        finish(v.r);
+        st.offset += v.length;
+        if (v.kind == kLast) {
+          st.active = false;
+          *len = st.total;
+          return clock_.release();
+        }
+        crash_point(CrashPoint::consumer_streaming);
+        continue;
+      }
+      if (state != kWriting) return leave(place_.corrupt());
+      owner_pid = v.r->pid.load(std::memory_order_relaxed);
+      owner_tid = v.r->tid.load(std::memory_order_relaxed);
+      if (watched != h) {
+        watched = h;
+        next_check = 0;
+      }
+      if (next_check != 0 && platform::monotonic_ns() >= next_check && !owner_alive(owner_pid, owner_tid)) {
+        // Its writer died before committing: never deliver it.
+        if (item) l_->consumer.items_got.store(v.ordinal, std::memory_order_release);
+        skip(h, v, kWriting);
+        if (item) count_abandoned();
+        else if (st.active) drop_stream(&st, sink);
+        continue;
+      }
+    } else if (st.active) {
+      // Waiting for the stream's next chunk, whatever our timeout, while its producer lives.
+      if (l_->status.aborted_stream.load(std::memory_order_seq_cst) == st.first) {
+        drop_stream(&st, sink);
+        continue;
+      }
+      owner_pid = st.pid;
+      owner_tid = st.tid;
+      if (watched != (st.first | 1)) {
+        watched = st.first | 1;
+        next_check = 0;
+      }
+      if (next_check != 0 && platform::monotonic_ns() >= next_check && !owner_alive(owner_pid, owner_tid)) {
+        drop_stream(&st, sink);
+        continue;
+      }
+    } else if (closed_now()) {
+      return leave(closed_error("get"));
+    }
+
+    if (closing()) return leave(closed_error("getting"));
+    platform::Deadline until = platform::kForever;
+    if (!st.active) {
+      if (t.ms() == 0) return leave(fail(MPX_ETIMEDOUT, "queue is empty"));
+      if (t.expired(platform::monotonic_ns()))
+        return leave(fail(MPX_ETIMEDOUT, "queue get timed out after {} ms (the queue is empty)", t.ms()));
+      until = t.deadline();
+    }
+    if (owner_tid != 0 || st.active) {
+      if (next_check == 0) next_check = platform::monotonic_ns() + kFirstCheckNs;
+      else if (platform::monotonic_ns() >= next_check) next_check = platform::monotonic_ns() + kCheckEveryNs;
+      if (next_check < until) until = next_check;
+    }
+    const bool record = h < seen_tail_;
+    pause(l_->not_empty, &round, until, [&] {
+      if (record) return at(h)->state.load(std::memory_order_seq_cst) != kWriting;
+      if (l_->producer.tail.load(std::memory_order_seq_cst) != h) return true;
+      if (st.active) return l_->status.aborted_stream.load(std::memory_order_seq_cst) == st.first;
+      return closed_now();
+    });
+  }
+}
+
+// Take the record at head (consumer lock held). The order of the stores is what
+// repair_consumer relies on: the item count, then the record's owner and state, then head.
+void QueueObject::claim(uint64_t h, const View &v) noexcept {
+  if (v.kind == kWhole || v.kind == kFirst) {
+    // seq_cst when a producer may be waiting for this count to drop below maxsize.
+    if (maxsize_) l_->consumer.items_got.store(v.ordinal, std::memory_order_seq_cst);
+    else l_->consumer.items_got.store(v.ordinal, std::memory_order_release);
+    crash_point(CrashPoint::consumer_counted);
+  }
+  v.r->pid.store(platform::current_pid(), std::memory_order_relaxed);
+  v.r->tid.store(platform::current_tid(), std::memory_order_relaxed);
+  v.r->state.store(kReading, std::memory_order_release);
+  crash_point(CrashPoint::consumer_marked);
+  l_->consumer.head.store(h + v.bytes, std::memory_order_release);
+}
+
+void QueueObject::finish(Record *r) noexcept {
+  r->state.store(kDone, std::memory_order_seq_cst);
+  advance_free();
+  wake(l_->not_full);
+}
+
+// Pass over the record at head without delivering it (it is DONE from now on).
+void QueueObject::skip(uint64_t h, const View &v, uint32_t from_state) noexcept {
+  uint32_t expected = from_state;
+  v.r->state.compare_exchange_strong(expected, kDone, std::memory_order_seq_cst);
+  l_->consumer.head.store(h + v.bytes, std::memory_order_release);
+  advance_free();
+  wake(l_->not_full);
+}
+
+// The item being reassembled will never be complete: drop it (it counts as abandoned).
+void QueueObject::drop_stream(Stream *st, Sink &sink) noexcept {
+  sink.discard();
+  st->active = false;
+  count_abandoned();
+}
+
+// The previous holder of the consumer lock died (we hold it now, MPX_EOWNERDEAD). If it had
+// marked the record at head without moving head past it, finish that record (its item is
+// lost, never delivered twice); if it had counted the item at head without marking it,
+// uncount it. The rest of a stream it was reading is skipped by later gets as orphan chunks.
+Status QueueObject::repair_consumer() noexcept {
+  const uint64_t h = l_->consumer.head.load(std::memory_order_acquire);
+  const uint64_t tail = l_->producer.tail.load(std::memory_order_seq_cst);
+  if (h % kAlign != 0 || h > tail || tail - h > cap_ || !place_.header_ok()) return place_.corrupt();
+  seen_tail_ = tail;
+  if (h < tail) {
+    View v;
+    if (!read_record(h, tail, &v)) return place_.corrupt();
+    const uint32_t state = v.r->state.load(std::memory_order_acquire);
+    const bool item = v.kind == kWhole || v.kind == kFirst;
+    const uint64_t got = l_->consumer.items_got.load(std::memory_order_acquire);
+    if (v.kind != kPad && (state == kReading || state == kDone)) {
+      if (item) l_->consumer.items_got.store(v.ordinal, std::memory_order_release);
+      uint32_t expected = kReading;
+      v.r->state.compare_exchange_strong(expected, kDone, std::memory_order_seq_cst);
+      l_->consumer.head.store(h + v.bytes, std::memory_order_release);
+    } else if (item && got != 0 && v.ordinal == got) {
+      l_->consumer.items_got.store(got - 1, std::memory_order_release);
+    }
+  }
+  advance_free();
+  wake(l_->not_full);
+  return MPX_OK;
+}
+
+}  // namespace mpx

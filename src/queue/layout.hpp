@@ -1,0 +1,122 @@
+// The queue's shared memory: immutable configuration, a few cache lines of indices (each
+// written by one side only), and a ring of bytes holding records.
+//
+// Positions are 64-bit byte counts that only grow; a position's place in the ring is
+// position & (capacity - 1). Three of them split the ring:
+//
+//   free <= head <= tail <= free + capacity
+//   [free, head)  records taken by consumers, some still being copied out (READING)
+//   [head, tail)  records put by producers, some still being copied in (WRITING)
+//
+// tail moves under the producer lock, head under the consumer lock, and free, the end of the
+// space producers may not overwrite yet, moves (by CAS) over records that are DONE. Payloads
+// are copied outside the locks, so a slow copy delays nobody but the records behind it.
+//
+// Every record starts on a 64-byte boundary (no two records share a cache line, so the side
+// writing one never disturbs the side reading its neighbour) and never crosses the ring's end:
+// a record that would is preceded by a PAD record filling the rest of the lap. A record
+// carries the position it was written for, which tells a fresh record from the bytes of an
+// earlier lap, and its item's ordinal, which keeps the item counts exact across crashes.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "shm/object.hpp"
+#include "sync/lock.hpp"
+
+namespace mpx::queue {
+
+constexpr uint64_t kMinCapacity = 4096;
+constexpr uint64_t kMaxCapacity = uint64_t(1) << 31;  // object sizes are 32-bit
+constexpr uint64_t kDefaultCapacity = uint64_t(1) << 20;
+constexpr uint64_t kAlign = 64;
+constexpr uint32_t kLayout = 1;
+
+// Record states: unlikely bit patterns, so that stray bytes rarely pass for one.
+enum : uint32_t {
+  kWriting = 0x57a1e001u,    // reserved; the producer is copying the payload in
+  kCommitted = 0x57a1e002u,  // ready to be taken
+  kReading = 0x57a1e003u,    // taken; the consumer is copying the payload out
+  kDone = 0x57a1e004u,       // finished with (taken, skipped, abandoned or padding)
+};
+
+// Record kinds. An item is WHOLE, or FIRST, MIDDLE..., LAST when it is larger than a record
+// may be: a FIRST's length is the whole item's; its payload, like a MIDDLE's, is `chunk` bytes.
+enum : uint32_t { kWhole = 1, kFirst = 2, kMiddle = 3, kLast = 4, kPad = 5 };
+
+struct Record {
+  std::atomic<uint32_t> state;
+  std::atomic<uint32_t> kind;
+  std::atomic<uint32_t> pid;  // owner: the writer while WRITING or COMMITTED, the reader after
+  std::atomic<uint32_t> tid;
+  std::atomic<uint64_t> position;  // where it was written (tells this lap from earlier ones)
+  std::atomic<uint64_t> length;    // payload bytes; FIRST: the item's; PAD: the record's bytes
+  std::atomic<uint64_t> ordinal;   // 1-based item number; chunks carry their item's
+};
+constexpr uint64_t kRecordHeader = sizeof(Record);
+static_assert(kRecordHeader == 40 && kRecordHeader <= kAlign);
+
+// Written once by the creator; each process keeps a validated copy and never re-reads it.
+struct Config {
+  uint64_t capacity;
+  uint64_t maxsize;
+  uint64_t max_message;
+  uint32_t flags;
+  uint32_t layout;
+  uint64_t reserved[2];
+};
+// The object header (16 bytes) plus Config fill the first line: the lines below are aligned.
+static_assert(sizeof(ObjectHeader) + sizeof(Config) == 64);
+
+struct alignas(64) ProducerLine {
+  LockBody lock;
+  std::atomic<uint64_t> tail;
+  std::atomic<uint64_t> items_put;    // ordinal of the last item reserved
+  std::atomic<uint64_t> open_stream;  // position of the FIRST of the item being streamed, or 0
+};
+
+struct alignas(64) ConsumerLine {
+  LockBody lock;
+  std::atomic<uint64_t> head;
+  std::atomic<uint64_t> items_got;  // ordinal of the last item taken (or skipped)
+};
+
+struct alignas(64) FreeLine {
+  std::atomic<uint64_t> free;
+};
+
+// A futex word bumped by the side that may wake the other, and how many may sleep on it:
+// the waking side makes a system call only when sleepers is nonzero.
+struct alignas(64) WaitLine {
+  std::atomic<uint32_t> seq;
+  std::atomic<uint32_t> sleepers;
+};
+
+struct alignas(64) StatusLine {
+  std::atomic<uint32_t> closed;
+  uint32_t reserved;
+  std::atomic<uint64_t> aborted_stream;  // position of the FIRST of the last item abandoned mid-stream
+  std::atomic<uint64_t> tasks_done;      // JoinableQueue: task_done calls
+  std::atomic<uint64_t> abandoned;       // items never delivered (their producer died or gave up)
+};
+
+struct alignas(64) Lines {
+  ProducerLine producer;
+  ConsumerLine consumer;
+  FreeLine free;
+  WaitLine not_empty;  // producers bump it after a commit, consumers sleep on it
+  WaitLine not_full;   // consumers bump it after freeing space, producers sleep on it
+  WaitLine joined;     // JoinableQueue: bumped when nothing is unfinished
+  StatusLine status;
+};
+
+// The body behind the object header: Config, Lines, then the ring.
+constexpr size_t kLinesOffset = sizeof(Config);
+constexpr size_t kRingOffset = kLinesOffset + sizeof(Lines);
+static_assert((sizeof(ObjectHeader) + kRingOffset) % kAlign == 0);
+
+inline constexpr uint64_t align_up(uint64_t n) { return (n + kAlign - 1) & ~(kAlign - 1); }
+
+}  // namespace mpx::queue

@@ -1,0 +1,33 @@
+// QueueObject::pause, shared by put.cpp, get.cpp and queue.cpp (a template: each caller
+// passes its own readiness test).
+#pragma once
+
+#include "queue/queue.hpp"
+
+namespace mpx {
+
+namespace queue {
+// A wake-up costs ~20 us here and a spin round well under 0.1 us: poll this many rounds
+// (a few microseconds) before sleeping.
+constexpr int kSpinRounds = 2000;
+}  // namespace queue
+
+// One round of waiting until ready() or `until`: the first round spins, later ones sleep.
+// The sleeper announces itself before its last look at ready(), and the waking side looks at
+// sleepers after making its change (both seq_cst), so a wake-up cannot fall in between.
+template <typename Ready>
+void QueueObject::pause(queue::WaitLine &line, int *round, platform::Deadline until, Ready &&ready) noexcept {
+  if ((*round)++ == 0) {
+    for (int i = 0; i < queue::kSpinRounds; ++i) {
+      if (ready()) return;
+      platform::cpu_relax();
+    }
+    return;
+  }
+  line.sleepers.fetch_add(1, std::memory_order_seq_cst);
+  const uint32_t seq = line.seq.load(std::memory_order_seq_cst);
+  if (!ready() && !closing()) platform::wait_on(&line.seq, seq, until);
+  line.sleepers.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+}  // namespace mpx

@@ -1,0 +1,128 @@
+// Queue under load: many producer and consumer processes (SCENARIOS.md 16), processes killed
+// while they use it (19), and one item over 2 GiB.
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "capi_queue_helpers.hpp"
+
+using namespace std::chrono_literals;
+using mpxt::QueuePtr;
+using mpxt::make_queue;
+
+namespace {
+
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
+// Who received what: one byte per (producer, seq), set exactly once.
+class Ledger {
+ public:
+  Ledger(int producers, uint64_t per_producer)
+      : per_(per_producer), mem_(size_t(producers) * per_producer), bytes_(static_cast<std::atomic<uint8_t> *>(mem_.data())) {}
+  // false if the item was already received (a duplicate).
+  bool mark(uint32_t producer, uint64_t seq) { return bytes_[producer * per_ + seq].exchange(1) == 0; }
+  uint64_t missing(int producers) const {
+    uint64_t n = 0;
+    for (uint64_t i = 0; i < uint64_t(producers) * per_; ++i) n += bytes_[i].load() == 0;
+    return n;
+  }
+
+ private:
+  uint64_t per_;
+  mpxt::SharedScratch mem_;
+  std::atomic<uint8_t> *bytes_;
+};
+
+// Consume until the queue is closed and drained; check every item; FIFO per producer.
+int consume_all(mpx_queue *q, Ledger &ledger, int producers, uint64_t per, size_t item_size) {
+  std::vector<int64_t> last(size_t(producers), -1);
+  std::vector<uint8_t> buf(item_size);
+  for (;;) {
+    size_t len = 0;
+    int rc = mpx_queue_get_into(q, buf.data(), buf.size(), &len, 20000);
+    if (rc == MPX_ECLOSED) return 0;
+    CHILD_MPX_OK(rc);
+    CHILD_CHECK_EQ(len, item_size);
+    mpxt::Tagged t;
+    std::memcpy(&t, buf.data(), sizeof t);
+    CHILD_CHECK(t.producer < uint32_t(producers) && t.seq < per);
+    CHILD_CHECK_EQ(t.check, mpxt::tag_check(t.producer, t.seq));
+    if (int64_t(t.seq) <= last[t.producer]) CHILD_FAIL("producer %u: seq %llu after %lld", t.producer, static_cast<unsigned long long>(t.seq), static_cast<long long>(last[t.producer]));
+    last[t.producer] = int64_t(t.seq);
+    if (!ledger.mark(t.producer, t.seq)) CHILD_FAIL("item %u:%llu delivered twice", t.producer, static_cast<unsigned long long>(t.seq));
+  }
+}
+
+void many_to_many(uint64_t maxsize, int producers, int consumers, uint64_t per, size_t item_size) {
+  auto q = make_queue({maxsize, 0, 0, false});
+  Ledger ledger(producers, per);
+  mpxt::Stopwatch sw;
+  std::vector<mpxt::Child> cons;
+  for (int c = 0; c < consumers; ++c)
+    cons.push_back(mpxt::Child::fork([&] { return consume_all(q.get(), ledger, producers, per, item_size); }));
+  auto results = mpxt::run_together(
+      producers,
+      [&](int p) {
+        std::vector<uint8_t> item(item_size, uint8_t(p));
+        for (uint64_t s = 0; s < per; ++s) {
+          mpxt::Tagged t{uint32_t(p), mpxt::tag_check(uint32_t(p), s), s};
+          std::memcpy(item.data(), &t, sizeof t);
+          CHILD_MPX_OK(mpx_queue_put(q.get(), item.data(), item.size(), 20000));
+        }
+        return 0;
+      },
+      60000ms);
+  std::string why;
+  EXPECT_TRUE(mpxt::all_ok(results, &why)) << "producers: " << why;
+  ASSERT_MPX_OK(mpx_queue_close(q.get()));
+  for (auto &c : cons) {
+    auto st = c.wait(30000ms);
+    EXPECT_TRUE(st.ok()) << "consumer: " << st.describe();
+  }
+  EXPECT_EQ(ledger.missing(producers), 0u);
+  EXPECT_EQ(mpxt::qsize_of(q.get()), 0u);
+  std::printf("  %d x %d processes, maxsize %llu: %llu items in %lld ms\n", producers, consumers,
+              static_cast<unsigned long long>(maxsize), static_cast<unsigned long long>(per * uint64_t(producers)),
+              static_cast<long long>(sw.ms()));
+  EXPECT_LT(sw.ms(), 30000);
+}
+
+// Under the sanitizers everything is slower: fewer items, same shape.
+constexpr uint64_t kPerProducer = kSanitized ? 5000 : 100000;
+
+}  // namespace
+
+TEST(QueueStress, EightProducersEightConsumersMaxsizeOne) { many_to_many(1, 8, 8, kPerProducer, 32); }
+
+TEST(QueueStress, EightProducersEightConsumersMaxsize1024) { many_to_many(1024, 8, 8, kPerProducer, 32); }
+
+TEST(QueueStress, EightProducersEightConsumersStreamedItems) {
+  // Items of 3 KiB through a 4 KiB ring: every one is streamed in chunks.
+  auto q = make_queue({0, 4096, 0, false});
+  Ledger ledger(8, 500);
+  std::vector<mpxt::Child> cons;
+  for (int c = 0; c < 8; ++c)
+    cons.push_back(mpxt::Child::fork([&] { return consume_all(q.get(), ledger, 8, 500, 3000); }));
+  auto results = mpxt::run_together(8, [&](int p) {
+    std::vector<uint8_t> item(3000, uint8_t(p));
+    for (uint64_t s = 0; s < 500; ++s) {
+      mpxt::Tagged t{uint32_t(p), mpxt::tag_check(uint32_t(p), s), s};
+      std::memcpy(item.data(), &t, sizeof t);
+      CHILD_MPX_OK(mpx_queue_put(q.get(), item.data(), item.size(), 20000));
+    }
+    return 0;
+  });
+  std::string why;
+  EXPECT_TRUE(mpxt::all_ok(results, &why)) << why;
+  ASSERT_MPX_OK(mpx_queue_close(q.get()));
+  for (auto &c : cons) EXPECT_TRUE(c.wait(30000ms).ok());
+  EXPECT_EQ(ledger.missing(8), 0u);
+}
