@@ -309,11 +309,10 @@ class QueueBasics(TestCase):
         q.put("through the copy")
         self.assertEqual(q2.get(), "through the copy")
         self.assertIsInstance(Queue.from_token(q.token), Queue)
-        j = pickle.loads(pickle.dumps(mpx.JoinableQueue()))
-        self.assertIsInstance(j, JoinableQueue)
-        s = pickle.loads(pickle.dumps(mpx.SimpleQueue()))
-        self.assertIsInstance(s, SimpleQueue)
-        self.assertEqual(Queue.from_token(mpx.Queue(0).token)._maxsize, mpx.Queue()._maxsize)
+        jq, sq, q0 = mpx.JoinableQueue(), mpx.SimpleQueue(), mpx.Queue(0)   # kept alive
+        self.assertIsInstance(pickle.loads(pickle.dumps(jq)), JoinableQueue)
+        self.assertIsInstance(pickle.loads(pickle.dumps(sq)), SimpleQueue)
+        self.assertEqual(Queue.from_token(q0.token)._maxsize, mpx.Queue()._maxsize)
 
     def test_queues_from_contexts_and_generic_alias(self):
         for ctx in (mpx, mpx.get_context("spawn"), mpx.get_context("forkserver")):
