@@ -556,6 +556,56 @@ class _Children:
         self.assertEqual(p.exitcode, 0)
 
 
+def _use_passed(conn):
+    """Receive a Connection and a descriptor over `conn`; answer through both."""
+    got = conn.recv_conn(timeout=30)
+    got.send(("over the passed connection", got.readable, got.writable))
+    fd = connection.recv_handle(conn)
+    os.write(fd, b"through the passed descriptor")
+    os.close(fd)
+    conn.send("done")
+
+
+class DescriptorPassing(TestCase):
+
+    def test_a_connection_and_a_descriptor_passed_to_a_running_process(self):
+        for method in ("fork", "spawn"):
+            a, b = mpx.Pipe()
+            p = mpx.get_context(method).Process(target=_use_passed, args=(b,))
+            p.start()
+            r, w = mpx.Pipe(duplex=False)
+            a.send_conn(w)
+            w.close()
+            self.assertEqual(r.recv(), ("over the passed connection", False, True))
+            pr, pw = os.pipe()
+            connection.send_handle(a, pw, p.pid)
+            os.close(pw)
+            self.assertEqual(a.recv(), "done")
+            self.assertEqual(os.read(pr, 100), b"through the passed descriptor")
+            os.close(pr)
+            p.join(20)
+            self.assertEqual(p.exitcode, 0)
+
+    def test_recv_conn_and_recv_fds_time_out_and_refuse_a_plain_message(self):
+        a, b = mpx.Pipe()
+        with self.assertTakes(0.1):
+            self.assertIsNone(b.recv_conn(timeout=0.1))
+        self.assertIsNone(b.recv_fds(timeout=0))
+        with self.assertRaises(TypeError):
+            a.send_conn(multiprocessing.Pipe()[0])
+        a.send_fds([0, 1, 2])
+        fds = b.recv_fds()
+        self.assertEqual(len(fds), 3)
+        for fd in fds:
+            os.close(fd)
+        a.send("not descriptors")
+        with self.assertRaises(OSError):
+            b.recv_fds()
+        r, w = mpx.Pipe(duplex=False)
+        with self.assertRaises(OSError):
+            w.send_fds([0])      # a pipe cannot carry descriptors
+
+
 class ForkChildren(_Children, TestCase):
     method = "fork"
 

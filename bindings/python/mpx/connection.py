@@ -25,9 +25,14 @@ multiprocessing's resource sharer, as for Python's own connections.
 
 Blocking receives, polls and waits without a timeout are made of 100 ms library calls, so
 Ctrl-C interrupts them; a send blocks in one call until the message is written.
+
+mpx extensions: ``detach()`` gives up the descriptor; over a duplex (unix socket)
+connection, ``send_conn(c)`` / ``recv_conn()`` pass a Connection to the process at the other
+end, and ``send_fds(fds)`` / ``recv_fds()`` descriptors (``send_handle`` / ``recv_handle``
+here are multiprocessing.reduction's functions of those names, for mpx Connections).
 """
 
-import os
+import operator
 import time
 
 from multiprocessing import BufferTooShort
@@ -37,7 +42,7 @@ from . import _lib
 from ._lib import C, raw, check, error, ms_from_timeout, c_int, c_int64, c_size_t, c_void_p, byref
 from .reduction import dumps as _dumps, loads as _loads, RecvBuffer, grown_size
 
-__all__ = ["Connection", "Pipe", "wait", "BufferTooShort"]
+__all__ = ["Connection", "Pipe", "wait", "BufferTooShort", "send_handle", "recv_handle"]
 
 if not _lib.HAVE_CONNECTION:
     raise ImportError(f"mpx.connection: {_lib.library_path} has no connection API (mpx_conn_*)")
@@ -273,7 +278,10 @@ class Connection:
         if rc == _lib.EOF:
             return error(rc, what, cls=_lib.MpxEOFError)
         if rc == _lib.EPROTO:
-            return error(rc, text="got end of file during message")
+            detail = _lib.last_error_message()
+            if "truncated" in detail:   # Python's words for a peer gone inside a message
+                return error(rc, detail=detail, text=f"got end of file during message ({detail})")
+            return error(rc, what, detail=detail)
         if rc == _lib.EMSGSIZE:
             if self._writable:
                 self._readable = False
@@ -440,6 +448,88 @@ class Connection:
         if rc == _ETIMEDOUT:
             return False
         raise self._failed(rc, "poll")
+
+
+    # ---- descriptors (mpx extensions) ----
+
+    def send_conn(self, conn):
+        """Send another mpx Connection over this one (a unix socket) to the process at the
+        other end, which gets it with recv_conn(); this process keeps its own. An mpx
+        extension (multiprocessing sends a connection by pickling it, which works too)."""
+        h = self._h
+        if h is None or not self._writable:
+            self._check_writable()
+        if not isinstance(conn, Connection):
+            raise TypeError(f"send_conn needs an mpx Connection, not {type(conn).__name__}")
+        other = conn._h
+        if other is None:
+            raise _closed_error()
+        rc = C.mpx_conn_send_conn(h, other)
+        if rc:
+            raise self._failed(rc, "send_conn")
+
+    def recv_conn(self, timeout=None):
+        """Receive a Connection sent with send_conn(); None when `timeout` (seconds) passes
+        first."""
+        h = self._h
+        if h is None or not self._readable:
+            self._check_readable()
+        out = c_void_p()
+        fn = C.mpx_conn_recv_conn
+        rc = _sliced(lambda ms: fn(h, byref(out), ms), timeout)
+        if rc == _ETIMEDOUT:
+            return None
+        if rc:
+            raise self._failed(rc, "recv_conn")
+        flags = _lib.c_uint32()
+        rc = C.mpx_conn_flags(out, byref(flags))
+        if rc < 0:
+            _destroy(out)
+            raise error(rc, "recv_conn")
+        return Connection._wrap(out, bool(flags.value & _READABLE), bool(flags.value & _WRITABLE))
+
+    def send_fds(self, fds):
+        """Send descriptors (1 to 64 ints) in one message; this process keeps its copies."""
+        h = self._h
+        if h is None or not self._writable:
+            self._check_writable()
+        fds = [operator.index(fd) for fd in fds]
+        arr = (c_int * len(fds))(*fds)
+        rc = C.mpx_conn_send_fds(h, arr, len(fds))
+        if rc:
+            raise self._failed(rc, "send_fds")
+
+    def recv_fds(self, maxfds=_lib.MPX_CONN_MAX_FDS, timeout=None):
+        """Receive the descriptors of one send_fds() message, as a list of ints (they are
+        close-on-exec and the caller's to close); None when `timeout` passes first."""
+        h = self._h
+        if h is None or not self._readable:
+            self._check_readable()
+        arr = (c_int * maxfds)()
+        count = c_size_t(maxfds)
+        fn = C.mpx_conn_recv_fds
+
+        def call(ms):
+            count.value = maxfds
+            return fn(h, arr, byref(count), ms)
+
+        rc = _sliced(call, timeout)
+        if rc == _ETIMEDOUT:
+            return None
+        if rc:
+            raise self._failed(rc, "recv_fds")
+        return arr[:count.value]
+
+
+def send_handle(conn, handle, destination_pid=None):
+    """Send a descriptor over an mpx Connection (multiprocessing.reduction.send_handle; the
+    destination pid is not needed on POSIX)."""
+    conn.send_fds([handle])
+
+
+def recv_handle(conn):
+    """Receive a descriptor sent with send_handle (multiprocessing.reduction.recv_handle)."""
+    return conn.recv_fds(1)[0]
 
 
 def _rebuild_connection(df, readable, writable):

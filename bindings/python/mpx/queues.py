@@ -33,6 +33,7 @@ Blocking calls without a timeout are made of 100 ms library calls, so Ctrl-C int
 them.
 """
 
+import pickle
 import time
 import types
 from queue import Empty, Full
@@ -40,7 +41,7 @@ from queue import Empty, Full
 from . import _lib
 from ._lib import (C, raw, raw_gil, new_handle, check, error, get_string, ms_from_timeout,
                    QueueShutDown, c_int, c_int64, c_uint64, c_size_t, byref)
-from .reduction import dumps as _dumps, loads as _loads, RecvBuffer, grown_size
+from .reduction import dumps as _dumps, loads as _loads, RecvBuffer, grown_size, ATOMIC as _ATOMIC
 
 __all__ = ["Queue", "SimpleQueue", "JoinableQueue", "Empty", "Full", "QueueShutDown"]
 
@@ -49,6 +50,8 @@ if not _lib.HAVE_QUEUE:
 
 _put = raw("mpx_queue_put")
 _get_into = raw("mpx_queue_get_into")
+_put_now = raw_gil("mpx_queue_put")          # timeout 0 only: never waits
+_get_now = raw_gil("mpx_queue_get_into")     # timeout 0 only: never waits
 _qsize = raw_gil("mpx_queue_qsize")
 _empty = raw_gil("mpx_queue_empty")
 _full = raw_gil("mpx_queue_full")
@@ -60,6 +63,7 @@ _ETIMEDOUT = _lib.ETIMEDOUT
 _ENOBUFS = _lib.ENOBUFS
 _ECLOSED = _lib.ECLOSED
 _monotonic = time.monotonic
+_pickle_dumps = pickle.dumps
 
 # multiprocessing's Queue(maxsize <= 0) has this maxsize (its semaphore's limit).
 SEM_VALUE_MAX = 2147483647
@@ -68,6 +72,8 @@ SEM_VALUE_MAX = 2147483647
 # into a buffer of its own size, which is not kept.
 _KEEP_MAX = 2 << 20
 _FIRST_SIZE = 4096
+# Items up to this size are tried first without releasing the GIL (see _QueueBase._put).
+_NOW_MAX = 16 << 10
 
 
 def _encode(token):
@@ -96,6 +102,13 @@ class _QueueBase:
     def _init(self, h):
         self._h = h
         self._rb = None     # the receive buffer (taken by a get while it runs)
+        # Items larger than a quarter of the ring are streamed through it in pieces.
+        cap = c_uint64()
+        rc = C.mpx_queue_capacity(h, byref(cap))
+        if rc < 0:
+            self._release()
+            raise error(rc, "capacity")
+        self._stream_min = cap.value // 4 - 64
 
     @classmethod
     def from_token(cls, token):
@@ -142,26 +155,49 @@ class _QueueBase:
         return error(rc, what)
 
     # ---- put and get ----
+    #
+    # The hot paths. An item of up to _NOW_MAX bytes is first tried with timeout 0 through
+    # the library loaded with PyDLL, which keeps the GIL: a try never waits (the library
+    # returns at once when the ring is full or empty) and copies little, and skipping the
+    # GIL's release and re-acquisition is a good part of a small put's or get's cost. Only
+    # when that fails do the calls that may block run, with the GIL released.
 
     def _put(self, obj, block=True, timeout=None):
         h = self._h
         if h is None:
             raise self._closed_error()
-        data = _dumps(obj)
-        n = c_size_t(len(data))
-        if block:
-            if timeout is None:
-                rc = _put(h, data, n, _SLICE)
-                while rc == _ETIMEDOUT:
-                    rc = _put(h, data, n, _SLICE)
-            else:
-                rc = self._put_until(h, data, n, ms_from_timeout(timeout))
-        else:
+        data = _pickle_dumps(obj) if type(obj) in _ATOMIC else _dumps(obj)
+        size = len(data)
+        n = c_size_t(size)
+        if size <= _NOW_MAX:
+            rc = _put_now(h, data, n, _ZERO)
+            if not rc:
+                return
+            if rc != _ETIMEDOUT or not block:
+                self._put_failed(rc)
+        elif not block:
             rc = _put(h, data, n, _ZERO)
+            if rc:
+                self._put_failed(rc)
+            return
+        # Wait for room: in 100 ms slices (Ctrl-C), except for an item streamed through the
+        # ring in pieces, whose put must not time out midway (the stream would be dropped).
+        if size > self._stream_min:
+            ms = _lib.MPX_INFINITE if timeout is None else ms_from_timeout(timeout)
+            rc = _put(h, data, n, c_int64(ms))
+        elif timeout is None:
+            rc = _put(h, data, n, _SLICE)
+            while rc == _ETIMEDOUT:
+                rc = _put(h, data, n, _SLICE)
+        else:
+            rc = self._put_until(h, data, n, ms_from_timeout(timeout))
         if rc:
-            if rc == _ETIMEDOUT:
-                raise Full
-            raise self._failed(rc, "put")
+            self._put_failed(rc)
+
+    def _put_failed(self, rc):
+        if rc == _ETIMEDOUT:
+            raise Full
+        raise self._failed(rc, "put")
 
     @staticmethod
     def _put_until(h, data, n, ms):
@@ -188,35 +224,35 @@ class _QueueBase:
         b = self._rb
         self._rb = None
         if b is None:
-            b = RecvBuffer(_FIRST_SIZE)
-        if block:
-            if timeout is None:
-                rc = _get_into(h, b.ptr, b.cap, b.pn, _SLICE)
-                if not rc:
-                    obj = _loads(b.mv[:b.n.value])
-                    self._rb = b
-                    return obj
-            else:
-                rc = None
-        else:
-            rc = _get_into(h, b.ptr, b.cap, b.pn, _ZERO)
-            if not rc:
-                obj = _loads(b.mv[:b.n.value])
-                self._rb = b
-                return obj
+            b = RecvBuffer(_FIRST_SIZE, _NOW_MAX)
+        rc = _get_now(h, b.ptr, b.small, b.pn, _ZERO)
+        if not rc:
+            obj = _loads(b.mv[:b.n.value])
+            self._rb = b
+            return obj
         return self._get_slow(h, b, rc, block, timeout)
 
     def _get_slow(self, h, b, rc, block, timeout):
-        """A get that did not succeed at once: rc is the first call's result (None: no call
-        made yet, for a timed get)."""
+        """A get whose first try (rc: its result) did not deliver."""
+        if rc != _ETIMEDOUT and rc != _ENOBUFS:
+            self._rb = b
+            raise self._failed(rc, "get")
+        if not block and rc == _ETIMEDOUT:
+            self._rb = b
+            raise Empty
         deadline = None
-        if block and timeout is not None:
+        if not block:
+            wait = _ZERO
+        elif timeout is None:
+            wait = _SLICE
+        else:
             ms = ms_from_timeout(timeout)
-            if ms >= 0:
-                deadline = _monotonic() + ms / 1000.0
-                rc = _get_into(h, b.ptr, b.cap, b.pn, c_int64(min(ms, _SLICE_MS)))
+            if ms < 0:
+                wait = _SLICE
             else:
-                rc = _get_into(h, b.ptr, b.cap, b.pn, _SLICE)
+                deadline = _monotonic() + ms / 1000.0
+                wait = c_int64(min(ms, _SLICE_MS))
+        rc = _get_into(h, b.ptr, b.cap, b.pn, wait)
         while True:
             if not rc:
                 obj = _loads(b.mv[:b.n.value])
@@ -227,7 +263,7 @@ class _QueueBase:
                 needed = b.n.value
                 if b.size <= _KEEP_MAX:
                     self._rb = b
-                b = RecvBuffer(grown_size(needed, _KEEP_MAX) or needed)
+                b = RecvBuffer(grown_size(needed, _KEEP_MAX) or needed, _NOW_MAX)
                 wait = _ZERO if not block else _SLICE if deadline is None else None
             elif rc == _ETIMEDOUT:
                 if not block:

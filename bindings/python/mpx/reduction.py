@@ -4,7 +4,8 @@
 (the same reducers: copyreg's table and the ones registered with
 ``multiprocessing.reduction.register``), about four times faster for small objects: the
 picklers are kept and reused instead of being built, with a copy of the dispatch table, for
-each object. ``loads`` is ``pickle.loads``, as ForkingPickler's.
+each object (and objects of the types in ATOMIC go straight to ``pickle.dumps``: the
+dispatch table does not concern them). ``loads`` is ``pickle.loads``, as ForkingPickler's.
 
 ``RecvBuffer`` is a reusable receive buffer: the C functions that receive into caller memory
 (``mpx_queue_get_into``, ``mpx_conn_recv_into``) write into it, and the object is unpickled
@@ -59,8 +60,16 @@ class _Sink:
 _pool = []
 
 
+# Objects of these types pickle the same whatever the dispatch table (the pickler handles
+# them itself), so pickle.dumps, the fastest way, gives ForkingPickler's bytes.
+ATOMIC = frozenset([bytes, str, int, float, bool, type(None)])
+_pickle_dumps = pickle.dumps
+
+
 def dumps(obj, protocol=None):
     """``ForkingPickler.dumps(obj, protocol)`` as bytes."""
+    if type(obj) in ATOMIC and protocol is None:
+        return _pickle_dumps(obj)
     if protocol is not None:
         return bytes(ForkingPickler.dumps(obj, protocol))
     if len(_copyreg_table) + len(_extra_reducers) != _table_size:
@@ -88,13 +97,13 @@ def dumps(obj, protocol=None):
 
 class RecvBuffer:
     """A bytearray with what the C receive functions need: its address (``ptr``), its
-    capacity (``cap``, c_size_t), a length out-parameter (``n``, passed as ``pn``) and a
-    memoryview (``mv``) to unpickle from. The ctypes objects are made once, so a receive
-    allocates nothing."""
+    capacity (``cap``, c_size_t; ``small``: at most `small` bytes of it), a length
+    out-parameter (``n``, passed as ``pn``) and a memoryview (``mv``) to unpickle from. The
+    ctypes objects are made once, so a receive allocates nothing."""
 
-    __slots__ = ("buf", "mv", "ptr", "cap", "n", "pn", "size", "_anchor")
+    __slots__ = ("buf", "mv", "ptr", "cap", "small", "n", "pn", "size", "_anchor")
 
-    def __init__(self, size):
+    def __init__(self, size, small=None):
         ctypes = _lib.ctypes
         size = max(1, size)
         self.buf = bytearray(size)
@@ -103,6 +112,8 @@ class RecvBuffer:
         self._anchor = ctypes.c_char.from_buffer(self.buf)
         self.ptr = _lib.c_void_p(ctypes.addressof(self._anchor))
         self.cap = _lib.c_size_t(size)
+        # A capacity of at most `small` bytes, for receives that must copy little.
+        self.small = self.cap if small is None or small >= size else _lib.c_size_t(small)
         self.mv = memoryview(self.buf)
         self.n = _lib.c_size_t()
         self.pn = _lib.byref(self.n)
