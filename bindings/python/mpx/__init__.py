@@ -15,6 +15,10 @@ Processes: ``mpx.Process`` (``multiprocessing.Process``), ``current_process``,
 and 'forkserver' (``get_context``, ``set_start_method``...); see :mod:`mpx.process` and
 :mod:`mpx.context`.
 
+Pipes and queues: ``mpx.Pipe`` and :mod:`mpx.connection` (``Connection``, ``wait``), and
+``mpx.Queue``, ``SimpleQueue``, ``JoinableQueue`` (:mod:`mpx.queues`: queues in shared
+memory, without a feeder thread).
+
 Modules: :mod:`mpx.synchronize` (locks, semaphores, condition, event, barrier, and the
 owner-death policy), :mod:`mpx.sharedctypes` (Value, Array, RawValue, RawArray),
 :mod:`mpx.shared_memory` (SharedMemory, ShareableList). The library is found through
@@ -30,7 +34,7 @@ from ._lib import (
     InvalidArgumentError, OutOfMemoryError, BadHandleError, MpxTimeoutError,
     MpxFileExistsError, MpxFileNotFoundError, MpxPermissionError, NotPermittedError,
     OwnerDiedError, NotRecoverableError, MpxOverflowError, BrokenError, ClosedError,
-    CorruptError, ForkedError, MpxIndexError, MpxOSError,
+    CorruptError, ForkedError, MpxIndexError, MpxOSError, QueueShutDown,
 )
 # The rest is imported on first use (PEP 562): a spawned child, which imports this
 # package before anything else, then compiles and loads only the modules it needs.
@@ -42,6 +46,9 @@ _LAZY = {
     "RawArray": "sharedctypes",
     "shared_memory": "shared_memory", "synchronize": "synchronize",
     "sharedctypes": "sharedctypes",
+    "Pipe": "connection", "connection": "connection",
+    "Queue": "queues", "SimpleQueue": "queues", "JoinableQueue": "queues", "queues": "queues",
+    "reduction": "reduction",
 }
 _PROCESS_NAMES = [
     "Process", "current_process", "active_children", "parent_process", "cpu_count",
@@ -79,6 +86,7 @@ if not _lib.DEFERRED:
 __all__ = [
     "Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier",
     "Value", "Array", "RawValue", "RawArray", "shared_memory",
+    "Pipe", "Queue", "SimpleQueue", "JoinableQueue", "QueueShutDown",
     "MpxError", "OwnerDiedWarning", "BrokenBarrierError", "NotOwnedError", "OverReleaseError",
     "BarrierBrokenError", "InvalidArgumentError", "OutOfMemoryError", "BadHandleError",
     "MpxTimeoutError", "MpxFileExistsError", "MpxFileNotFoundError", "MpxPermissionError",

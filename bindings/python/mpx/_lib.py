@@ -89,6 +89,15 @@ MPX_ENV_INHERIT = 0
 MPX_ENV_REPLACE = 1
 MPX_ENV_EXTEND = 2
 MPX_AUTHKEY_SIZE = 32
+MPX_CONN_READABLE = 0x1
+MPX_CONN_WRITABLE = 0x2
+MPX_CONN_MAX_FDS = 64
+MPX_CONN_DEFAULT_MAX_MESSAGE = 16 << 30
+MPX_WAIT_CONN = 1
+MPX_WAIT_PROCESS = 2
+MPX_WAIT_FD = 3
+MPX_QUEUE_JOINABLE = 0x1
+MPX_QUEUE_DEFAULT_CAPACITY = 1 << 20
 INT64_MAX = (1 << 63) - 1
 
 OK = 0
@@ -129,18 +138,21 @@ EDEADLK = -30
 # never calls the library does not even import ctypes).
 
 _FFI_NAMES = frozenset([
-    "ctypes", "c_void_p", "c_int", "c_int64", "c_uint32", "c_size_t", "c_char_p", "P", "byref",
-    "SegmentOptions", "LockOptions", "SemaphoreOptions", "ArrayOptions", "Stdio",
-    "ProcessOptions", "_H", "_PH", "_S", "_PROTOTYPES", "_PROCESS_PROTOTYPES",
+    "ctypes", "c_void_p", "c_int", "c_int64", "c_uint32", "c_uint64", "c_size_t", "c_char_p", "P",
+    "byref", "SegmentOptions", "LockOptions", "SemaphoreOptions", "ArrayOptions", "Stdio",
+    "ProcessOptions", "ConnOptions", "WaitObject", "QueueOptions", "_H", "_PH", "_S",
+    "_PROTOTYPES", "_PROCESS_PROTOTYPES", "_CONN_PROTOTYPES", "_QUEUE_PROTOTYPES",
     "INFINITE", "ZERO", "SLICE",
 ])
 _ffi_defined = False
 
 
 def _define_ffi():
-    global ctypes, c_void_p, c_int, c_int64, c_uint32, c_size_t, c_char_p, P, byref
+    global ctypes, c_void_p, c_int, c_int64, c_uint32, c_uint64, c_size_t, c_char_p, P, byref
     global SegmentOptions, LockOptions, SemaphoreOptions, ArrayOptions, Stdio, ProcessOptions
-    global _H, _PH, _S, _PROTOTYPES, _PROCESS_PROTOTYPES, INFINITE, ZERO, SLICE, _ffi_defined
+    global ConnOptions, WaitObject, QueueOptions
+    global _H, _PH, _S, _PROTOTYPES, _PROCESS_PROTOTYPES, _CONN_PROTOTYPES, _QUEUE_PROTOTYPES
+    global INFINITE, ZERO, SLICE, _ffi_defined
     if _ffi_defined:
         return
     import ctypes
@@ -151,6 +163,7 @@ def _define_ffi():
     c_int = ctypes.c_int
     c_int64 = ctypes.c_int64
     c_uint32 = ctypes.c_uint32
+    c_uint64 = ctypes.c_uint64
     c_size_t = ctypes.c_size_t
     c_char_p = ctypes.c_char_p
     P = ctypes.POINTER
@@ -186,6 +199,19 @@ def _define_ffi():
             ("file", c_char_p), ("argv", P(c_char_p)), ("env", P(c_char_p)), ("env_mode", c_uint32),
             ("cwd", c_char_p), ("stdio", Stdio * 3),
         ]
+
+
+    class ConnOptions(ctypes.Structure):
+        _fields_ = [("size", c_uint32), ("reserved", c_uint32), ("max_message", c_uint64)]
+
+
+    class WaitObject(ctypes.Structure):
+        _fields_ = [("kind", c_uint32), ("fd", c_int), ("handle", c_void_p), ("ready", c_int)]
+
+
+    class QueueOptions(ctypes.Structure):
+        _fields_ = [("size", c_uint32), ("flags", c_uint32), ("maxsize", c_uint64),
+                    ("capacity", c_uint64), ("max_message", c_uint64)]
 
 
     # prototypes
@@ -326,7 +352,52 @@ def _define_ffi():
         "mpx_authkey": (c_int, [c_char_p, _S]),
         "mpx_set_authkey": (c_int, [c_char_p, c_size_t]),
     }
-    for cls in (SegmentOptions, LockOptions, SemaphoreOptions, ArrayOptions, Stdio, ProcessOptions,):
+
+    # connection.h and queue.h, each loaded as a group like process.h (HAVE_CONNECTION,
+    # HAVE_QUEUE).
+    _CONN_PROTOTYPES = {
+        "mpx_conn_options_init": (c_int, [P(ConnOptions), c_size_t]),
+        "mpx_pipe": (c_int, [c_int, P(ConnOptions), _PH, _PH]),
+        "mpx_conn_from_fd": (c_int, [c_int, c_uint32, P(ConnOptions), _PH]),
+        "mpx_conn_destroy": (c_int, [_H]),
+        "mpx_conn_detach": (c_int, [_H, P(c_int)]),
+        "mpx_conn_fileno": (c_int, [_H, P(c_int)]),
+        "mpx_conn_flags": (c_int, [_H, P(c_uint32)]),
+        "mpx_conn_max_message": (c_int, [_H, P(c_uint64)]),
+        "mpx_conn_send": (c_int, [_H, c_void_p, c_size_t]),
+        "mpx_conn_recv": (c_int, [_H, c_size_t, P(c_void_p), _S, c_int64]),
+        "mpx_conn_recv_into": (c_int, [_H, c_void_p, c_size_t, _S, c_int64]),
+        "mpx_conn_poll": (c_int, [_H, c_int64]),
+        "mpx_conn_send_fds": (c_int, [_H, P(c_int), c_size_t]),
+        "mpx_conn_recv_fds": (c_int, [_H, P(c_int), _S, c_int64]),
+        "mpx_conn_send_conn": (c_int, [_H, _H]),
+        "mpx_conn_recv_conn": (c_int, [_H, _PH, c_int64]),
+        "mpx_conn_send_segment": (c_int, [_H, _H]),
+        "mpx_conn_recv_segment": (c_int, [_H, _PH, c_int64]),
+        "mpx_wait": (c_int, [P(WaitObject), c_size_t, c_int64, _S]),
+    }
+    _QUEUE_PROTOTYPES = {
+        "mpx_queue_options_init": (c_int, [P(QueueOptions), c_size_t]),
+        "mpx_queue_create": (c_int, [_PH, P(QueueOptions)]),
+        "mpx_queue_attach": (c_int, [_PH, c_char_p]),
+        "mpx_queue_destroy": (c_int, [_H]),
+        "mpx_queue_token": (c_int, [_H, c_char_p, _S]),
+        "mpx_queue_put": (c_int, [_H, c_void_p, c_size_t, c_int64]),
+        "mpx_queue_get": (c_int, [_H, P(c_void_p), _S, c_int64]),
+        "mpx_queue_get_into": (c_int, [_H, c_void_p, c_size_t, _S, c_int64]),
+        "mpx_queue_qsize": (c_int, [_H, _S]),
+        "mpx_queue_empty": (c_int, [_H, P(c_int)]),
+        "mpx_queue_full": (c_int, [_H, P(c_int)]),
+        "mpx_queue_maxsize": (c_int, [_H, P(c_uint64)]),
+        "mpx_queue_capacity": (c_int, [_H, P(c_uint64)]),
+        "mpx_queue_close": (c_int, [_H]),
+        "mpx_queue_closed": (c_int, [_H, P(c_int)]),
+        "mpx_queue_task_done": (c_int, [_H]),
+        "mpx_queue_join": (c_int, [_H, c_int64]),
+        "mpx_queue_unfinished": (c_int, [_H, P(c_uint64)]),
+    }
+    for cls in (SegmentOptions, LockOptions, SemaphoreOptions, ArrayOptions, Stdio, ProcessOptions,
+                ConnOptions, WaitObject, QueueOptions):
         cls.__qualname__ = cls.__name__
     INFINITE = c_int64(MPX_INFINITE)
     ZERO = c_int64(0)
@@ -351,8 +422,24 @@ _on_load = []
 _load_lock = __import__("_thread").allocate_lock()
 
 
+def _optional(lib_, prototypes):
+    """Bind a group of prototypes into C; False if the library lacks any of them."""
+    have = True
+    for name, (restype, argtypes) in prototypes.items():
+        try:
+            f = lib_[name]
+        except AttributeError:
+            have = False
+            continue
+        f.restype = restype
+        f.argtypes = argtypes
+        setattr(C, name, f)
+    return have
+
+
 def _load_now():
-    global lib, library_path, _lib_gil, HAVE_PROCESS, version, version_string, _loaded
+    global lib, library_path, _lib_gil, HAVE_PROCESS, HAVE_CONNECTION, HAVE_QUEUE
+    global version, version_string, _loaded
     with _load_lock:
         if _loaded:
             return
@@ -362,21 +449,15 @@ def _load_now():
             f.restype = restype
             f.argtypes = argtypes
             setattr(C, name, f)
-        have_process = True
-        for name, (restype, argtypes) in _PROCESS_PROTOTYPES.items():
-            try:
-                f = lib_[name]
-            except AttributeError:
-                have_process = False
-                continue
-            f.restype = restype
-            f.argtypes = argtypes
-            setattr(C, name, f)
+        have_process = _optional(lib_, _PROCESS_PROTOTYPES)
+        have_connection = _optional(lib_, _CONN_PROTOTYPES)
+        have_queue = _optional(lib_, _QUEUE_PROTOTYPES)
         v = C.mpx_version()
         vs = C.mpx_version_string().decode()
         if v // 10000 != 0:
             raise ImportError(f"mpx: {path} is version {vs}; this binding needs 0.x")
         lib, library_path, HAVE_PROCESS, version, version_string = lib_, path, have_process, v, vs
+        HAVE_CONNECTION, HAVE_QUEUE = have_connection, have_queue
         # The same library through PyDLL: calls keep the GIL (no release/re-acquire, ~20 ns
         # less). Only for calls that never block: releases, sets, queries.
         _lib_gil = ctypes.PyDLL(path, handle=lib_._handle)
@@ -394,7 +475,8 @@ def on_load(fn):
 
 
 def __getattr__(name):
-    if name in ("lib", "library_path", "_lib_gil", "HAVE_PROCESS", "version", "version_string"):
+    if name in ("lib", "library_path", "_lib_gil", "HAVE_PROCESS", "HAVE_CONNECTION", "HAVE_QUEUE",
+                "version", "version_string"):
         _load_now()
         return globals()[name]
     if name in _FFI_NAMES:
@@ -556,6 +638,19 @@ OverReleaseError = type("OverReleaseError", (MpxError, ValueError), {
 import threading as _threading
 BarrierBrokenError = type("BarrierBrokenError", (BrokenError, _threading.BrokenBarrierError), {
     "__doc__": "The barrier is broken (threading.BrokenBarrierError).", "__module__": "mpx"})
+
+# Raised by a queue that was shut down (mpx_queue_close, Queue.shutdown()): queue.ShutDown on
+# Python 3.13+, whose queue.Queue.shutdown() it mirrors; always a ValueError, as a closed
+# multiprocessing queue raises.
+try:
+    from queue import ShutDown as _ShutDownBase
+except ImportError:
+    _shutdown_bases = (ClosedError,)
+else:
+    _shutdown_bases = (ClosedError, _ShutDownBase)
+QueueShutDown = type("QueueShutDown", _shutdown_bases, {
+    "__doc__": "The queue was shut down (queue.ShutDown on Python 3.13+, and a ValueError).",
+    "__module__": "mpx"})
 
 _CLASSES = {
     EINVAL: InvalidArgumentError, ENOMEM: OutOfMemoryError, EBADHANDLE: BadHandleError,

@@ -70,6 +70,24 @@ class BaseContext:
         from .synchronize import Barrier
         return Barrier(parties, action, timeout)
 
+    def Pipe(self, duplex=True):
+        """A pair of connected mpx Connections (see mpx.connection)."""
+        from .connection import Pipe
+        return Pipe(duplex)
+
+    def Queue(self, maxsize=0):
+        """A queue in shared memory (see mpx.queues)."""
+        from .queues import Queue
+        return Queue(maxsize, ctx=self.get_context())
+
+    def JoinableQueue(self, maxsize=0):
+        from .queues import JoinableQueue
+        return JoinableQueue(maxsize, ctx=self.get_context())
+
+    def SimpleQueue(self):
+        from .queues import SimpleQueue
+        return SimpleQueue(ctx=self.get_context())
+
     def RawValue(self, typecode_or_type, *args):
         from .sharedctypes import RawValue
         return RawValue(typecode_or_type, *args)
