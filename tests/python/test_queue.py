@@ -301,6 +301,33 @@ class QueueBasics(TestCase):
         q.put("still works")
         self.assertEqual(q.get(), "still works")
 
+    def test_threads_share_one_queue_object(self):
+        q = mpx.Queue(maxsize=50)
+        got = [[] for _ in range(4)]
+
+        def producer(k):
+            for i in range(500):
+                q.put((k, i, b"p" * (i % 3 * 20000)))   # small, and past the GIL-held tries
+
+        def consumer(out):
+            while (item := q.get(timeout=20)) is not None:
+                out.append(item[:2])
+
+        cs = [_in_thread(consumer, g) for g in got]
+        ps = [_in_thread(producer, k) for k in range(4)]
+        for t in ps:
+            t.join(30)
+        for _ in cs:
+            q.put(None)
+        for t in cs:
+            t.join(30)
+        everything = sorted(x for g in got for x in g)
+        self.assertEqual(everything, sorted((k, i) for k in range(4) for i in range(500)))
+        for g in got:
+            for k in range(4):
+                seq = [i for (kk, i) in g if kk == k]
+                self.assertEqual(seq, sorted(seq))
+
     def test_a_queue_pickles_as_its_token(self):
         q = mpx.Queue(5)
         q2 = pickle.loads(pickle.dumps(q))
