@@ -193,6 +193,15 @@ class QueueBasics(TestCase):
         t.join()
         self.assertTrue(q.empty())
 
+    def test_an_item_over_max_message_is_refused_and_changes_nothing(self):
+        q = mpx.Queue(max_message=1000)
+        with self.assertRaises(OSError) as cm:
+            q.put(b"x" * 2000)
+        self.assertEqual(cm.exception.name, "MPX_EMSGSIZE")
+        self.assertTrue(q.empty())
+        q.put(b"x" * 500)
+        self.assertEqual(q.get(), b"x" * 500)
+
     def test_an_unpicklable_item_fails_in_put_and_the_queue_goes_on(self):
         q = mpx.Queue()
         with self.assertRaisesRegex(TypeError, "not today"):
