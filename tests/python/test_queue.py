@@ -167,6 +167,8 @@ class QueueBasics(TestCase):
 
     def test_a_full_ring_blocks_even_without_maxsize(self):
         q = mpx.Queue(capacity=64 * 1024)
+        self.assertEqual(q.capacity, 64 * 1024)
+        self.assertEqual(mpx.Queue().capacity, 1 << 20)
         item = b"x" * 1000
         n = 0
         with self.assertRaises(queue.Full):
