@@ -167,6 +167,8 @@ class QueueBasics(TestCase):
 
     def test_a_full_ring_blocks_even_without_maxsize(self):
         q = mpx.Queue(capacity=64 * 1024)
+        self.assertEqual(q.capacity, 64 * 1024)
+        self.assertEqual(mpx.Queue().capacity, 1 << 20)
         item = b"x" * 1000
         n = 0
         with self.assertRaises(queue.Full):
@@ -192,6 +194,15 @@ class QueueBasics(TestCase):
         self.assertEqual([q.get(timeout=20) for _ in range(3)], [b"a", big, b"b"])
         t.join()
         self.assertTrue(q.empty())
+
+    def test_an_item_over_max_message_is_refused_and_changes_nothing(self):
+        q = mpx.Queue(max_message=1000)
+        with self.assertRaises(OSError) as cm:
+            q.put(b"x" * 2000)
+        self.assertEqual(cm.exception.name, "MPX_EMSGSIZE")
+        self.assertTrue(q.empty())
+        q.put(b"x" * 500)
+        self.assertEqual(q.get(), b"x" * 500)
 
     def test_an_unpicklable_item_fails_in_put_and_the_queue_goes_on(self):
         q = mpx.Queue()
@@ -300,6 +311,33 @@ class QueueBasics(TestCase):
             timer.join()
         q.put("still works")
         self.assertEqual(q.get(), "still works")
+
+    def test_threads_share_one_queue_object(self):
+        q = mpx.Queue(maxsize=50)
+        got = [[] for _ in range(4)]
+
+        def producer(k):
+            for i in range(500):
+                q.put((k, i, b"p" * (i % 3 * 20000)))   # small, and past the GIL-held tries
+
+        def consumer(out):
+            while (item := q.get(timeout=20)) is not None:
+                out.append(item[:2])
+
+        cs = [_in_thread(consumer, g) for g in got]
+        ps = [_in_thread(producer, k) for k in range(4)]
+        for t in ps:
+            t.join(30)
+        for _ in cs:
+            q.put(None)
+        for t in cs:
+            t.join(30)
+        everything = sorted(x for g in got for x in g)
+        self.assertEqual(everything, sorted((k, i) for k in range(4) for i in range(500)))
+        for g in got:
+            for k in range(4):
+                seq = [i for (kk, i) in g if kk == k]
+                self.assertEqual(seq, sorted(seq))
 
     def test_a_queue_pickles_as_its_token(self):
         q = mpx.Queue(5)

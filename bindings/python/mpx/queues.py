@@ -329,7 +329,9 @@ class _QueueBase:
         check(C.mpx_queue_closed(h, byref(flag)), "is_shutdown")
         return flag.value != 0
 
-    def _capacity(self):
+    @property
+    def capacity(self):
+        """The ring's size in bytes (an mpx extension)."""
         h = self._h
         if h is None:
             raise self._closed_error()
