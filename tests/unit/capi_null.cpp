@@ -202,12 +202,13 @@ int with_started(const std::function<int(mpx_process *)> &fn) {
 using ConnPtr = std::unique_ptr<mpx_conn, mpxt::Destroyer<mpx_conn, mpx_conn_destroy>>;
 using QueuePtr = std::unique_ptr<mpx_queue, mpxt::Destroyer<mpx_queue, mpx_queue_destroy>>;
 
-// One end of a duplex pair; the other end is kept open (leaked on purpose in the isolated
-// children these calls run in) so that nothing sees end of stream.
+// One end of a duplex pair whose other end is closed (the calls made on it here never get
+// as far as reading).
 mpx_conn *make_conn() {
   mpx_conn *a = nullptr, *b = nullptr;
   int rc = mpx_pipe(1, nullptr, &a, &b);
   EXPECT_EQ(rc, MPX_OK) << mpxt::code_str(rc) << ": " << mpx_last_error_message();
+  mpx_conn_destroy(b);
   return a;
 }
 
