@@ -27,7 +27,7 @@
 
 #define PRODUCERS 2
 #define CONSUMERS 2
-#define ITEMS 1000 /* per producer */
+#define ITEMS 20000 /* per producer */
 
 /* An item: who made it and its number. A zero-length item is the "no more work" sentinel. */
 struct item {
@@ -92,7 +92,7 @@ static int producer_consumer(void) {
     int n = 0;
     size_t len = 0;
     CHECK(mpx_queue_get_into(results, &n, sizeof n, &len, 5000));
-    printf("  consumer %d got %d items\n", c, n);
+    printf("  a consumer got %d items\n", n);
     total += n;
   }
   for (int c = 0; c < CONSUMERS; ++c)
