@@ -77,7 +77,7 @@ void Connection::adopt() {
   if (pid_.load(std::memory_order_relaxed) == me) return;  // another thread did it
   send_mu_.reset();
   recv_mu_.reset();
-  stream_.forget_wake_fd();
+  stream_.after_fork();
   pid_.store(me, std::memory_order_release);
 }
 
@@ -99,6 +99,12 @@ Status Connection::report_broken() {
 
 Status Connection::timed_out(int64_t timeout_ms) {
   return fail(MPX_ETIMEDOUT, "no message within {} ms", timeout_ms);
+}
+
+void Connection::wake_waiters() noexcept {
+  // Not adopted by this process (a forked child that never used it): no thread of ours
+  // waits on it, and the wake-up state is the parent's.
+  if (pid_.load(std::memory_order_acquire) == platform::current_pid()) stream_.wake();
 }
 
 bool Connection::ready_now() const {
@@ -126,8 +132,7 @@ Status Connection::next_frame(Deadline deadline, uint64_t *size, FdSink *fds) {
   }
   uint8_t h[kLongHeader];
   size_t got = 0;
-  // Poll first: a receive usually waits for its message. The timeout holds until the
-  // first byte; the rest of the header follows without one.
+  // The timeout holds until the first byte; the rest of the frame follows without one.
   Status s = stream_.read_first(h, kShortHeader, &got, deadline, fds);
   if (s != MPX_OK) return s;
   if (got == 0) return fail(MPX_EOF, "end of stream: the peer closed the connection");
