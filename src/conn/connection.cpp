@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,16 @@ namespace mpx::conn {
 namespace {
 platform::ForkMutex g_adopt_mu(platform::ForkMutex::kConnection);
 constexpr uint32_t kBothWays = MPX_CONN_READABLE | MPX_CONN_WRITABLE;
+
+// A fresh buffer costs a page fault per 4 KiB page as the message lands in it (10 us each
+// on a VM): for large messages, ask for transparent huge pages, 512 times fewer faults.
+constexpr uint64_t kHugeMessage = 8 << 20;
+void huge_pages(void *buf, size_t size) {
+  const uintptr_t huge = 2 << 20;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(buf) + huge - 1) & ~(huge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(buf) + size) & ~(huge - 1);
+  if (end > begin) madvise(reinterpret_cast<void *>(begin), end - begin, MADV_HUGEPAGE);
+}
 }  // namespace
 
 Connection::~Connection() {
@@ -177,6 +188,7 @@ Status Connection::recv(size_t maxlength, void **data, size_t *len, int64_t time
     return broken(MPX_EMSGSIZE, "a message of {} bytes is longer than maxlength {}", size, maxlength);
   void *buf = std::malloc(size ? size : 1);
   if (!buf) return fail(MPX_ENOMEM, "cannot allocate {} bytes for a message (it stays unread)", size);
+  if (size >= kHugeMessage) huge_pages(buf, size);
   if (Status s = read_body(buf, size); s != MPX_OK) {
     std::free(buf);
     return s;
