@@ -85,6 +85,9 @@ TEST(ConnPipe, OptionsSetTheReceiveLimit) {
   EXPECT_EQ(a, nullptr);
   EXPECT_EQ(b, nullptr);
   EXPECT_MPX(MPX_EINVAL, mpx_pipe(1, nullptr, &a, nullptr));
+  mpx_conn_options_init(&o, sizeof o);
+  o.reserved = 1;
+  EXPECT_MPX(MPX_EINVAL, mpx_pipe(0, &o, &a, &b));
   EXPECT_EQ(a, nullptr);
 }
 
