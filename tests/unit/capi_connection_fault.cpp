@@ -221,23 +221,45 @@ TEST(ConnSignals, BlockingSendCompletesThroughSignals) {
 }
 
 // SCENARIOS.md 13, the timed receive: it ends within deadline + 50 ms, without EINTR.
+// SIGUSR1 to thread t every `gap` until destroyed.
+class Storm {
+ public:
+  Storm(pthread_t t, std::chrono::microseconds gap)
+      : thread_([this, t, gap] {
+          while (!stop_.load()) {
+            pthread_kill(t, SIGUSR1);
+            sent_.fetch_add(1);
+            std::this_thread::sleep_for(gap);
+          }
+        }) {}
+  ~Storm() {
+    stop_ = true;
+    thread_.join();
+  }
+  int sent() const { return sent_.load(); }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> sent_{0};
+  std::thread thread_;
+};
+
 TEST(ConnSignals, TimedReceiveKeepsItsDeadlineThroughSignals) {
   Usr1Handler h;
+  for (bool duplex : kKinds) {
+    SCOPED_TRACE(kind_name(duplex));
+    auto p = mpxt::make_pipe(duplex);
+    int sent = 0;
+    EXPECT_TRUE(mpxt::TimesOutWithin(300, [&] {
+      Storm storm(pthread_self(), 3ms);  // about 100 signals
+      int r;
+      mpxt::recv_vec(p.a.get(), &r, 300);
+      sent = storm.sent();
+      return r;
+    }));
+    EXPECT_GE(sent, 50);
+  }
   auto p = mpxt::make_pipe(true);
-  std::atomic<int> rc{INT32_MIN};
-  std::atomic<int64_t> ms{0};
-  std::thread receiver([&] {
-    mpxt::Stopwatch sw;
-    int r;
-    mpxt::recv_vec(p.a.get(), &r, 300);
-    ms = sw.ms();
-    rc = r;
-  });
-  pelt(receiver.native_handle(), 100, 2ms);
-  receiver.join();
-  EXPECT_MPX(MPX_ETIMEDOUT, rc.load());
-  EXPECT_GE(ms.load(), 300);
-  EXPECT_LE(ms.load(), 300 + mpxt::kSlackMs);
 
   // And a message that arrives during the storm is received whole.
   const auto msg = mpxt::pattern(200000, 5);
@@ -309,16 +331,23 @@ TEST(ConnSigpipe, ReaderClosingDuringALargeSendIsEpipe) {
 
 // ---- destroy while blocked (SCENARIOS.md 48) ----------------------------------------------
 
-// Run `call` on a thread, destroy the connection once it is blocked, expect MPX_ECLOSED soon.
+// Run `call` on a thread, destroy the connection once it is blocked, expect MPX_ECLOSED
+// promptly (well before any timeout the call has; the bound leaves room for a loaded machine).
 void expect_closed_by_destroy(mpx_conn *c, const std::function<int()> &call) {
   std::atomic<int> rc{INT32_MIN};
-  std::thread t([&] { rc = call(); });
-  mpxt::sleep_ms(50);
+  std::atomic<pid_t> tid{0};
+  std::thread t([&] {
+    tid = mpxt::thread_id();
+    rc = call();
+  });
+  while (tid.load() == 0) std::this_thread::yield();
+  EXPECT_TRUE(mpxt::asleep(tid.load()));
+  mpxt::sleep_ms(10);
   EXPECT_EQ(rc.load(), INT32_MIN) << "the call did not block";
   mpxt::Stopwatch sw;
   EXPECT_MPX_OK(mpx_conn_destroy(c));
   t.join();
-  EXPECT_LT(sw.ms(), 100);
+  EXPECT_LT(sw.ms(), 300);
   EXPECT_MPX(MPX_ECLOSED, rc.load());
 }
 
@@ -379,21 +408,26 @@ TEST(ConnDestroy, WakesEveryBlockedThread) {
   auto p = mpxt::make_pipe(true);
   mpx_conn *a = p.a.release();
   std::atomic<int> closed{0};
+  std::atomic<pid_t> tids[4] = {};
   std::vector<std::thread> threads;
   for (int i = 0; i < 4; ++i)
     threads.emplace_back([&, i] {
+      tids[i] = mpxt::thread_id();
       int rc;
       if (i % 2)
-        mpxt::recv_vec(a, &rc, -1);  // one holds the receive lock, the others wait for it
+        mpxt::recv_vec(a, &rc, -1);  // one holds the receive lock, the other waits for it
       else
         rc = mpx_conn_poll(a, -1);
-      if (rc == MPX_ECLOSED || rc == MPX_EBADHANDLE) closed.fetch_add(1);
+      if (rc == MPX_ECLOSED) closed.fetch_add(1);
     });
-  mpxt::sleep_ms(50);
+  for (auto &tid : tids) {
+    while (tid.load() == 0) std::this_thread::yield();
+    EXPECT_TRUE(mpxt::asleep(tid.load()));
+  }
   mpxt::Stopwatch sw;
   EXPECT_MPX_OK(mpx_conn_destroy(a));
   for (auto &t : threads) t.join();
-  EXPECT_LT(sw.ms(), 100);
+  EXPECT_LT(sw.ms(), 300);
   EXPECT_EQ(closed.load(), 4);
 }
 
