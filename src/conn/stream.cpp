@@ -164,8 +164,7 @@ Status Stream::wait(short events, Deadline deadline) {
     if (owner_->closing()) continue;  // also when destroy shut the socket down
     if (p[0].revents) return MPX_OK;
     if (p[1].revents) {
-      if (owner_->closing()) continue;
-      uint64_t v;  // not ours (cannot happen after after_fork); drain, keep waiting
+      uint64_t v;  // yet not closing: not our destroy (a parent's before after_fork); drain
       (void)!::read(efd, &v, sizeof v);
       continue;
     }

@@ -316,12 +316,16 @@ TEST(ConnSigpipe, ReaderClosingDuringALargeSendIsEpipe) {
     auto st = mpxt::run_in_child([&] {
       signal(SIGPIPE, SIG_DFL);
       auto p = mpxt::make_pipe(duplex);
-      std::thread closer([&] {
+      // The reader is another process that goes away while the send is under way (a
+      // process, not a thread: ThreadSanitizer mistrusts threads in forked children).
+      auto reader = mpxt::Child::fork([&] {
+        p.b.reset();
         mpxt::sleep_ms(50);
-        p.a.reset();
+        return 0;
       });
+      p.a.reset();
       const int rc = mpxt::send_vec(p.b.get(), mpxt::pattern(8 << 20));
-      closer.join();
+      CHILD_CHECK(reader.wait().ok());
       CHILD_MPX(MPX_EPIPE, rc);
       return 0;
     });
