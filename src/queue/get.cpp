@@ -38,7 +38,7 @@ Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
   for (;;) {
     const uint64_t h = l_->consumer.head.load(std::memory_order_relaxed);
     if (h >= seen_tail_) {
-      seen_tail_ = l_->producer.tail.load(std::memory_order_seq_cst);
+      seen_tail_ = l_->tail.tail.load(std::memory_order_seq_cst);
       if (h > seen_tail_ || seen_tail_ - h > cap_ || (h | seen_tail_) % kAlign != 0 || !place_.header_ok())
         return leave(place_.corrupt());
     }
@@ -62,6 +62,7 @@ Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
       if (state == kCommitted) {
         if (item) {
           if (Status s = sink.prepare(v.length); s != MPX_OK) return leave(s);  // the item stays first
+          if (v.kind == kWhole && v.length <= kInlineBytes) return take_small(h, v, sink, len);
           if (v.kind == kFirst)
             st = Stream{true, h, v.length, 0, v.r->pid.load(std::memory_order_relaxed),
                         v.r->tid.load(std::memory_order_relaxed)};
@@ -151,22 +152,43 @@ Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
     const bool record = h < seen_tail_;
     pause(l_->not_empty, &round, until, [&] {
       if (record) return at(h)->state.load(std::memory_order_seq_cst) != kWriting;
-      if (l_->producer.tail.load(std::memory_order_seq_cst) != h) return true;
+      if (l_->tail.tail.load(std::memory_order_seq_cst) != h) return true;
       if (st.active) return l_->status.aborted_stream.load(std::memory_order_seq_cst) == st.first;
       return closed_now();
     });
   }
 }
 
+void QueueObject::count_taken(uint64_t ordinal) noexcept {
+  // seq_cst when a producer may be waiting for this count to drop below maxsize.
+  if (maxsize_) l_->consumer.items_got.store(ordinal, std::memory_order_seq_cst);
+  else l_->consumer.items_got.store(ordinal, std::memory_order_release);
+  crash_point(CrashPoint::consumer_counted);
+}
+
+// A small item: copy it out with the lock held, move head, and move free too when nothing
+// before it is still being read; the record itself is not written to (marked DONE only when
+// free lags). Store order for repair_consumer: count, head, then free.
+Status QueueObject::take_small(uint64_t h, const View &v, Sink &sink, uint64_t *len) noexcept {
+  if (v.length) std::memcpy(sink.data(), payload(v.r), v.length);
+  count_taken(v.ordinal);
+  l_->consumer.head.store(h + v.bytes, std::memory_order_release);
+  crash_point(CrashPoint::consumer_claimed);
+  uint64_t f = h;
+  if (!l_->free.free.compare_exchange_strong(f, h + v.bytes, std::memory_order_seq_cst)) {
+    v.r->state.store(kDone, std::memory_order_seq_cst);
+    advance_free();
+  }
+  const Status unlocked = clock_.release();
+  wake(l_->not_full);
+  *len = v.length;
+  return unlocked;
+}
+
 // Take the record at head (consumer lock held). The order of the stores is what
 // repair_consumer relies on: the item count, then the record's owner and state, then head.
 void QueueObject::claim(uint64_t h, const View &v) noexcept {
-  if (v.kind == kWhole || v.kind == kFirst) {
-    // seq_cst when a producer may be waiting for this count to drop below maxsize.
-    if (maxsize_) l_->consumer.items_got.store(v.ordinal, std::memory_order_seq_cst);
-    else l_->consumer.items_got.store(v.ordinal, std::memory_order_release);
-    crash_point(CrashPoint::consumer_counted);
-  }
+  if (v.kind == kWhole || v.kind == kFirst) count_taken(v.ordinal);
   v.r->pid.store(platform::current_pid(), std::memory_order_relaxed);
   v.r->tid.store(platform::current_tid(), std::memory_order_relaxed);
   v.r->state.store(kReading, std::memory_order_release);
@@ -199,10 +221,12 @@ void QueueObject::drop_stream(Stream *st, Sink &sink) noexcept {
 // The previous holder of the consumer lock died (we hold it now, MPX_EOWNERDEAD). If it had
 // marked the record at head without moving head past it, finish that record (its item is
 // lost, never delivered twice); if it had counted the item at head without marking it,
-// uncount it. The rest of a stream it was reading is skipped by later gets as orphan chunks.
+// uncount it (the item is delivered to the next get: the dead one never returned it). A
+// small item it took but did not free is still COMMITTED behind head: mark it DONE. The rest
+// of a stream it was reading is skipped by later gets as orphan chunks.
 Status QueueObject::repair_consumer() noexcept {
   const uint64_t h = l_->consumer.head.load(std::memory_order_acquire);
-  const uint64_t tail = l_->producer.tail.load(std::memory_order_seq_cst);
+  const uint64_t tail = l_->tail.tail.load(std::memory_order_seq_cst);
   if (h % kAlign != 0 || h > tail || tail - h > cap_ || !place_.header_ok()) return place_.corrupt();
   seen_tail_ = tail;
   if (h < tail) {
@@ -220,8 +244,36 @@ Status QueueObject::repair_consumer() noexcept {
       l_->consumer.items_got.store(got - 1, std::memory_order_release);
     }
   }
+  if (Status s = free_abandoned_small(); s != MPX_OK) return s;
   advance_free();
   wake(l_->not_full);
+  return MPX_OK;
+}
+
+// Records behind head are READING or DONE, except a small item taken by a consumer that
+// died before moving free past it (consumer lock held: no other can be in that window, and
+// free cannot pass a COMMITTED record). Free may pass the DONE records we walk over, and
+// producers overwrite them; a record's state is written after its position, so a fresh
+// state read here always comes with a fresh position, which fails the check.
+Status QueueObject::free_abandoned_small() noexcept {
+  const uint64_t h = l_->consumer.head.load(std::memory_order_acquire);
+  uint64_t f = l_->free.free.load(std::memory_order_seq_cst);
+  while (f < h) {
+    View v;
+    const uint32_t state = at(f)->state.load(std::memory_order_acquire);
+    if (!read_record(f, h, &v) || (state != kCommitted && state != kReading && state != kDone)) {
+      // Freed and overwritten meanwhile (readers finishing move free): start again from free.
+      const uint64_t now = l_->free.free.load(std::memory_order_seq_cst);
+      if (now == f) return place_.corrupt();
+      f = now;
+      continue;
+    }
+    if (state == kCommitted && v.kind != kPad) {
+      uint32_t expected = kCommitted;
+      v.r->state.compare_exchange_strong(expected, kDone, std::memory_order_seq_cst);
+    }
+    f += v.bytes;
+  }
   return MPX_OK;
 }
 

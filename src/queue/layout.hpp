@@ -9,8 +9,10 @@
 //   [head, tail)  records put by producers, some still being copied in (WRITING)
 //
 // tail moves under the producer lock, head under the consumer lock, and free, the end of the
-// space producers may not overwrite yet, moves (by CAS) over records that are DONE. Payloads
-// are copied outside the locks, so a slow copy delays nobody but the records behind it.
+// space producers may not overwrite yet, moves (by CAS) over records that are DONE. Large
+// payloads are copied outside the locks, so a slow copy delays nobody but the records behind
+// it; small ones (up to kInlineBytes) are copied under the locks, which spares the record the
+// WRITING and READING states and the stores to it that they cost.
 //
 // Every record starts on a 64-byte boundary (no two records share a cache line, so the side
 // writing one never disturbs the side reading its neighbour) and never crosses the ring's end:
@@ -33,6 +35,8 @@ constexpr uint64_t kMaxCapacity = uint64_t(1) << 31;  // object sizes are 32-bit
 constexpr uint64_t kDefaultCapacity = uint64_t(1) << 20;
 constexpr uint64_t kAlign = 64;
 constexpr uint32_t kLayout = 1;
+// Items up to this size are copied in and out with the producer or consumer lock held.
+constexpr uint64_t kInlineBytes = 1024;
 
 // Record states: unlikely bit patterns, so that stray bytes rarely pass for one.
 enum : uint32_t {
@@ -72,9 +76,13 @@ static_assert(sizeof(ObjectHeader) + sizeof(Config) == 64);
 
 struct alignas(64) ProducerLine {
   LockBody lock;
-  std::atomic<uint64_t> tail;
   std::atomic<uint64_t> items_put;    // ordinal of the last item reserved
   std::atomic<uint64_t> open_stream;  // position of the FIRST of the item being streamed, or 0
+};
+
+// Alone on its line: consumers poll it, and must not slow the producer lock down.
+struct alignas(64) TailLine {
+  std::atomic<uint64_t> tail;
 };
 
 struct alignas(64) ConsumerLine {
@@ -104,6 +112,7 @@ struct alignas(64) StatusLine {
 
 struct alignas(64) Lines {
   ProducerLine producer;
+  TailLine tail;
   ConsumerLine consumer;
   FreeLine free;
   WaitLine not_empty;  // producers bump it after a commit, consumers sleep on it

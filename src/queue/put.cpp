@@ -25,26 +25,34 @@ Status QueueObject::put(const void *data, size_t len, int64_t timeout_ms) noexce
   if (Status s = lock(plock_, t, true); s != MPX_OK) return s;
   const auto *src = static_cast<const uint8_t *>(data);
   if (len > chunk_) return put_stream(src, len, t);
+  const bool small = len <= kInlineBytes;
+  static constexpr uint8_t kNothing = 0;  // a 0-byte item may come with data == NULL
   Record *r = nullptr;
-  const Status s = reserve(kWhole, len, t, &r);
+  const Status s = reserve(kWhole, len, small ? (len ? src : &kNothing) : nullptr, t, &r);
   crash_point(CrashPoint::producer_reserved);
   const Status unlocked = plock_.release();
   if (s != MPX_OK) return s;
-  if (len) std::memcpy(payload(r), src, len);
+  if (small) {
+    wake(l_->not_empty);
+    return unlocked;
+  }
+  std::memcpy(payload(r), src, len);
   crash_point(CrashPoint::producer_copying);
   commit(r);
   return unlocked;
 }
 
 // Wait (producer lock held) until the record fits below free + capacity and, for an item,
-// the count allows one more; then write its header and move tail.
-Status QueueObject::reserve(uint32_t kind, uint64_t length, const Timeout &t, Record **out) noexcept {
+// the count allows one more; then write the record (its payload too, committed, when `data`
+// is not null) and move tail.
+Status QueueObject::reserve(uint32_t kind, uint64_t length, const uint8_t *data, const Timeout &t,
+                            Record **out) noexcept {
   const uint64_t bytes = record_bytes(kind, length);
   const bool item = kind == kWhole || kind == kFirst;
   int round = 0;
   int64_t next_check = 0;
   for (;;) {
-    const uint64_t tail = l_->producer.tail.load(std::memory_order_relaxed);
+    const uint64_t tail = l_->tail.tail.load(std::memory_order_relaxed);
     const uint64_t put = l_->producer.items_put.load(std::memory_order_relaxed);
     if (tail % kAlign != 0 || tail < seen_free_ || put < seen_got_ || !place_.header_ok()) return place_.corrupt();
     // A put that waited for the lock while the queue was closed fails; a stream under way
@@ -64,7 +72,7 @@ Status QueueObject::reserve(uint32_t kind, uint64_t length, const Timeout &t, Re
       count = put - seen_got_ < maxsize_;
     }
     if (room && count) {
-      write_header(tail, kind, length, out);
+      write_header(tail, kind, length, data, out);
       return MPX_OK;
     }
 
@@ -92,38 +100,43 @@ Status QueueObject::reserve(uint32_t kind, uint64_t length, const Timeout &t, Re
   }
 }
 
-// The order of the stores is what repair_producer relies on: header, then the item count
-// (release: after the header), then tail (release: consumers read the header after it).
-void QueueObject::write_header(uint64_t tail, uint32_t kind, uint64_t length, Record **out) noexcept {
+// The order of the stores is what repair_producer relies on: payload (if given), header, then
+// the item count (release: after them), then tail (consumers read the record after it).
+void QueueObject::write_header(uint64_t tail, uint32_t kind, uint64_t length, const uint8_t *data,
+                               Record **out) noexcept {
   uint64_t p = tail;
   const uint64_t bytes = record_bytes(kind, length);
   if ((p & mask_) + bytes > cap_) {
     Record *pad = at(p);
     const uint64_t rest = cap_ - (p & mask_);
-    pad->state.store(kDone, std::memory_order_relaxed);
     pad->kind.store(kPad, std::memory_order_relaxed);
     pad->pid.store(0, std::memory_order_relaxed);
     pad->tid.store(0, std::memory_order_relaxed);
     pad->position.store(p, std::memory_order_relaxed);
     pad->length.store(rest, std::memory_order_relaxed);
     pad->ordinal.store(0, std::memory_order_relaxed);
+    pad->state.store(kDone, std::memory_order_release);
     p += rest;
   }
   const bool item = kind == kWhole || kind == kFirst;
   const uint64_t ordinal = l_->producer.items_put.load(std::memory_order_relaxed) + (item ? 1 : 0);
   Record *r = at(p);
-  r->state.store(kWriting, std::memory_order_relaxed);
+  if (data && length) std::memcpy(payload(r), data, length);
   r->kind.store(kind, std::memory_order_relaxed);
   r->pid.store(platform::current_pid(), std::memory_order_relaxed);
   r->tid.store(platform::current_tid(), std::memory_order_relaxed);
   r->position.store(p, std::memory_order_relaxed);
   r->length.store(length, std::memory_order_relaxed);
   r->ordinal.store(ordinal, std::memory_order_relaxed);
+  // State last (release): whoever reads this state sees this record's position, not the stale
+  // one of the record an earlier lap left here (free_abandoned_small relies on it).
+  r->state.store(data ? kCommitted : kWriting, std::memory_order_release);
   crash_point(CrashPoint::producer_header);
   if (item) l_->producer.items_put.store(ordinal, std::memory_order_release);
   if (kind == kFirst) l_->producer.open_stream.store(p, std::memory_order_release);
   crash_point(CrashPoint::producer_counted);
-  l_->producer.tail.store(p + bytes, std::memory_order_release);
+  // A committed record is published by this store: seq_cst, against a consumer going to sleep.
+  l_->tail.tail.store(p + bytes, data ? std::memory_order_seq_cst : std::memory_order_release);
   *out = r;
 }
 
@@ -143,7 +156,7 @@ Status QueueObject::put_stream(const uint8_t *data, uint64_t len, const Timeout 
     const uint32_t kind = off == 0 ? kFirst : left > chunk_ ? kMiddle : kLast;
     const uint64_t n = kind == kLast ? left : chunk_;
     Record *r = nullptr;
-    if (Status s = reserve(kind, kind == kFirst ? len : n, t, &r); s != MPX_OK) {
+    if (Status s = reserve(kind, kind == kFirst ? len : n, nullptr, t, &r); s != MPX_OK) {
       if (off != 0) abort_stream();
       plock_.release();
       return s;
@@ -175,7 +188,9 @@ Status QueueObject::recover_reader() noexcept {
   const uint32_t state = at(f)->state.load(std::memory_order_acquire);
   const bool valid = read_record(f, h, &v);
   if (l_->free.free.load(std::memory_order_seq_cst) != f) return MPX_OK;  // it moved meanwhile
-  if (!valid || (state != kReading && state != kDone)) return place_.corrupt();
+  if (!valid || (state != kReading && state != kDone && state != kCommitted)) return place_.corrupt();
+  // COMMITTED: a small item whose taker is between moving head and moving free; if it died
+  // there, the next get repairs it.
   if (state == kReading &&
       !owner_alive(v.r->pid.load(std::memory_order_relaxed), v.r->tid.load(std::memory_order_relaxed))) {
     uint32_t expected = kReading;
@@ -187,20 +202,22 @@ Status QueueObject::recover_reader() noexcept {
 
 // The previous holder of the producer lock died (we hold it now, MPX_EOWNERDEAD). Anything it
 // wrote beyond tail is ignored unless it had already counted the item (items_put equals the
-// record's ordinal): then the record is published as it stands, WRITING, and consumers skip
-// it once they see its writer dead. A stream it left open is marked aborted.
+// record's ordinal): then the record is published as it stands, COMMITTED (a small item,
+// complete) or WRITING (consumers skip it once they see its writer dead). A stream it left
+// open is marked aborted.
 Status QueueObject::repair_producer() noexcept {
-  const uint64_t tail = l_->producer.tail.load(std::memory_order_acquire);
+  const uint64_t tail = l_->tail.tail.load(std::memory_order_acquire);
   const uint64_t put = l_->producer.items_put.load(std::memory_order_acquire);
   if (tail % kAlign != 0 || !place_.header_ok()) return place_.corrupt();
   uint64_t p = tail;
   View v;
   if (read_record(p, p + cap_, &v) && v.kind == kPad) p += v.bytes;
   if (read_record(p, p + cap_, &v) && (v.kind == kWhole || v.kind == kFirst) && put != 0 && v.ordinal == put &&
-      v.r->state.load(std::memory_order_acquire) == kWriting) {
+      (v.r->state.load(std::memory_order_acquire) == kWriting ||
+       v.r->state.load(std::memory_order_acquire) == kCommitted)) {
     const uint64_t f = l_->free.free.load(std::memory_order_seq_cst);
     if (f > tail || p + v.bytes - f > cap_) return place_.corrupt();
-    l_->producer.tail.store(p + v.bytes, std::memory_order_release);
+    l_->tail.tail.store(p + v.bytes, std::memory_order_release);
   }
   if (l_->producer.open_stream.load(std::memory_order_acquire) != 0) abort_stream();
   wake(l_->not_empty);

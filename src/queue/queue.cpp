@@ -58,7 +58,7 @@ Status QueueObject::create(const Options &o, QueueObject *out) {
   c->layout = kLayout;
   // Positions start one lap in: zeroed memory never looks like a record written for one.
   auto *l = reinterpret_cast<Lines *>(p.body<uint8_t>() + kLinesOffset);
-  l->producer.tail.store(cap, std::memory_order_relaxed);
+  l->tail.tail.store(cap, std::memory_order_relaxed);
   l->consumer.head.store(cap, std::memory_order_relaxed);
   l->free.free.store(cap, std::memory_order_relaxed);
   p.publish();
@@ -91,7 +91,7 @@ Status QueueObject::open(Placement place, QueueObject *out) {
   out->place_ = std::move(place);
   if (Status s = out->check_indices(); s != MPX_OK) return s;
   out->seen_free_ = out->l_->free.free.load(std::memory_order_acquire);
-  out->seen_tail_ = out->l_->producer.tail.load(std::memory_order_acquire);
+  out->seen_tail_ = out->l_->tail.tail.load(std::memory_order_acquire);
   out->seen_got_ = out->l_->consumer.items_got.load(std::memory_order_acquire);
   return MPX_OK;
 }
@@ -99,10 +99,10 @@ Status QueueObject::open(Placement place, QueueObject *out) {
 Status QueueObject::check_indices() const noexcept {
   // Read so that concurrent progress cannot fake a violation: tail before free (tail <=
   // free + capacity), free before head (free <= head), head before tail again.
-  const uint64_t t1 = l_->producer.tail.load(std::memory_order_acquire);
+  const uint64_t t1 = l_->tail.tail.load(std::memory_order_acquire);
   const uint64_t f = l_->free.free.load(std::memory_order_acquire);
   const uint64_t h = l_->consumer.head.load(std::memory_order_acquire);
-  const uint64_t t2 = l_->producer.tail.load(std::memory_order_acquire);
+  const uint64_t t2 = l_->tail.tail.load(std::memory_order_acquire);
   const uint64_t got = l_->consumer.items_got.load(std::memory_order_acquire);
   const uint64_t put = l_->producer.items_put.load(std::memory_order_acquire);
   const uint32_t closed = l_->status.closed.load(std::memory_order_relaxed);

@@ -4,8 +4,9 @@
 // write the record's header and move tail; then copy the payload in with no lock held and
 // commit. get: under the consumer lock, wait for the record at head to be committed, mark
 // it READING and move head; then copy the payload out with no lock held, mark it DONE and
-// move free over every DONE record. Items too large for one record are streamed in chunks
-// by a producer holding its lock throughout, to a consumer holding its lock throughout.
+// move free over every DONE record. Small items are copied with the locks held instead (no
+// WRITING or READING state). Items too large for one record are streamed in chunks by a
+// producer holding its lock throughout, to a consumer holding its lock throughout.
 //
 // Crashes: a record WRITING whose writer is dead is skipped, never delivered; a record
 // READING whose reader is dead is freed, never delivered twice; a lock whose holder died
@@ -163,8 +164,9 @@ class QueueObject final : public Object {
   static bool owner_alive(uint32_t pid, uint32_t tid) noexcept;
 
   // put.cpp
-  Status reserve(uint32_t kind, uint64_t length, const queue::Timeout &t, queue::Record **out) noexcept;
-  void write_header(uint64_t tail, uint32_t kind, uint64_t length, queue::Record **out) noexcept;
+  Status reserve(uint32_t kind, uint64_t length, const uint8_t *data, const queue::Timeout &t,
+                 queue::Record **out) noexcept;
+  void write_header(uint64_t tail, uint32_t kind, uint64_t length, const uint8_t *data, queue::Record **out) noexcept;
   void commit(queue::Record *r) noexcept;
   Status put_stream(const uint8_t *data, uint64_t len, const queue::Timeout &t) noexcept;
   void abort_stream() noexcept;
@@ -173,11 +175,14 @@ class QueueObject final : public Object {
 
   // get.cpp
   Status take(queue::Sink &sink, uint64_t *len, const queue::Timeout &t) noexcept;
+  Status take_small(uint64_t head, const View &v, queue::Sink &sink, uint64_t *len) noexcept;
+  void count_taken(uint64_t ordinal) noexcept;
   void claim(uint64_t head, const View &v) noexcept;
   void finish(queue::Record *r) noexcept;
   void skip(uint64_t head, const View &v, uint32_t from_state) noexcept;
   void drop_stream(Stream *st, queue::Sink &sink) noexcept;
   Status repair_consumer() noexcept;
+  Status free_abandoned_small() noexcept;
 
   Placement place_;
   queue::Lines *l_ = nullptr;
