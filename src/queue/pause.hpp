@@ -10,6 +10,9 @@ namespace queue {
 // A wake-up costs ~20 us here and a spin round (pause: ~20 ns) well under 0.1 us: poll for
 // ~10 us before sleeping.
 constexpr int kSpinRounds = 500;
+// A sleeper looks again at least this often, even unwoken: shared state scribbled over while
+// it sleeps is reported (MPX_ECORRUPT) instead of slept through.
+constexpr int64_t kRecheckNs = 200'000'000;
 }  // namespace queue
 
 // One round of waiting until ready() or `until`: the first round spins, later ones sleep.
@@ -26,7 +29,10 @@ void QueueObject::pause(queue::WaitLine &line, int *round, platform::Deadline un
   }
   line.sleepers.fetch_add(1, std::memory_order_seq_cst);
   const uint32_t seq = line.seq.load(std::memory_order_seq_cst);
-  if (!ready() && !closing()) platform::wait_on(&line.seq, seq, until);
+  if (!ready() && !closing()) {
+    const platform::Deadline recheck = platform::monotonic_ns() + queue::kRecheckNs;
+    platform::wait_on(&line.seq, seq, until < recheck ? until : recheck);
+  }
   line.sleepers.fetch_sub(1, std::memory_order_seq_cst);
 }
 

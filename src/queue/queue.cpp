@@ -144,6 +144,7 @@ bool QueueObject::read_record(uint64_t pos, uint64_t limit, View *v) const noexc
 
 Status QueueObject::closed_error(const char *what) const noexcept {
   if (closing()) return fail(MPX_ECLOSED, "queue handle was destroyed while {}", what);
+  if (l_->status.closed.load(std::memory_order_relaxed) > 1) return place_.corrupt();  // not a flag
   return fail(MPX_ECLOSED, "queue is closed ({})", what);
 }
 
