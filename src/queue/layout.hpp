@@ -97,9 +97,22 @@ struct alignas(64) FreeLine {
 
 // A futex word bumped by the side that may wake the other, and how many may sleep on it:
 // the waking side makes a system call only when sleepers is nonzero.
-struct alignas(64) WaitLine {
+struct Wait {
   std::atomic<uint32_t> seq;
   std::atomic<uint32_t> sleepers;
+};
+
+// Who sleeps on what. Gets and puts wait for an item or for space without holding their lock,
+// and one such sleeper is woken per item put or taken: of many waiting processes, only one
+// wakes to do the work. The lock holder reassembling a stream, and the one streaming, must get
+// every wake-up meant for them: they have lines of their own (chunk; room is woken whole, as
+// space freed may fit any of the waiting items). One line: a waker reads every count at once.
+struct alignas(64) WaitLines {
+  Wait not_empty;  // gets: an item was put (one woken)
+  Wait chunk;      // the get reassembling a stream: a chunk came, or the stream was aborted
+  Wait slot;       // puts: the item count dropped below maxsize (one woken)
+  Wait room;       // puts, and the one streaming: space was freed (all woken)
+  Wait joined;     // JoinableQueue: nothing is unfinished (all woken)
 };
 
 struct alignas(64) StatusLine {
@@ -115,9 +128,7 @@ struct alignas(64) Lines {
   TailLine tail;
   ConsumerLine consumer;
   FreeLine free;
-  WaitLine not_empty;  // producers bump it after a commit, consumers sleep on it
-  WaitLine not_full;   // consumers bump it after freeing space, producers sleep on it
-  WaitLine joined;     // JoinableQueue: bumped when nothing is unfinished
+  WaitLines wait;
   StatusLine status;
 };
 

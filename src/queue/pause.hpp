@@ -19,7 +19,7 @@ constexpr int64_t kRecheckNs = 200'000'000;
 // The sleeper announces itself before its last look at ready(), and the waking side looks at
 // sleepers after making its change (both seq_cst), so a wake-up cannot fall in between.
 template <typename Ready>
-void QueueObject::pause(queue::WaitLine &line, int *round, platform::Deadline until, Ready &&ready) noexcept {
+void QueueObject::pause(queue::Wait &line, int *round, platform::Deadline until, Ready &&ready) noexcept {
   if ((*round)++ == 0) {
     for (int i = 0; i < queue::kSpinRounds; ++i) {
       if (ready()) return;
@@ -27,11 +27,15 @@ void QueueObject::pause(queue::WaitLine &line, int *round, platform::Deadline un
     }
     return;
   }
+  // Counted as a sleeper, we cost every waker a system call: look once more before.
+  if (ready()) return;
   line.sleepers.fetch_add(1, std::memory_order_seq_cst);
   const uint32_t seq = line.seq.load(std::memory_order_seq_cst);
   if (!ready() && !closing()) {
     const platform::Deadline recheck = platform::monotonic_ns() + queue::kRecheckNs;
-    platform::wait_on(&line.seq, seq, until < recheck ? until : recheck);
+    // Woken: the waker took us off the count (see wake()), so that while we wait for a CPU,
+    // later wakers do not make system calls for a sleeper that is no longer there.
+    if (platform::wait_on(&line.seq, seq, until < recheck ? until : recheck) == platform::WaitResult::woken) return;
   }
   line.sleepers.fetch_sub(1, std::memory_order_seq_cst);
 }

@@ -165,17 +165,19 @@ Status QueueObject::lock(SharedLock &lk, const Timeout &t, bool producer) noexce
   return s;
 }
 
-void QueueObject::wake(WaitLine &line) noexcept {
-  if (line.sleepers.load(std::memory_order_seq_cst) != 0) {
-    line.seq.fetch_add(1, std::memory_order_seq_cst);
-    platform::wake(&line.seq, INT32_MAX);
+// The sleepers count holds those who announced a sleep and were not woken yet: the waker
+// takes off the count those it wakes (pause() does not, then).
+void QueueObject::wake(Wait &w, int n, bool always) noexcept {
+  if (always || w.sleepers.load(std::memory_order_seq_cst) != 0) {
+    w.seq.fetch_add(1, std::memory_order_seq_cst);
+    if (const int woken = platform::wake(&w.seq, n); woken > 0)
+      w.sleepers.fetch_sub(uint32_t(woken), std::memory_order_seq_cst);
   }
 }
 
 void QueueObject::wake_waiters() noexcept {
-  platform::wake(&l_->not_empty.seq, INT32_MAX);
-  platform::wake(&l_->not_full.seq, INT32_MAX);
-  platform::wake(&l_->joined.seq, INT32_MAX);
+  for (Wait *w : {&l_->wait.not_empty, &l_->wait.chunk, &l_->wait.slot, &l_->wait.room, &l_->wait.joined})
+    wake(*w, INT32_MAX, true);
   plock_.wake_all();
   clock_.wake_all();
 }
@@ -221,10 +223,8 @@ Status QueueObject::close() noexcept {
   const uint32_t was = l_->status.closed.exchange(1, std::memory_order_seq_cst);
   if (was > 1) return place_.corrupt();
   if (was == 0) {
-    for (WaitLine *w : {&l_->not_empty, &l_->not_full, &l_->joined}) {
-      w->seq.fetch_add(1, std::memory_order_seq_cst);
-      platform::wake(&w->seq, INT32_MAX);
-    }
+    for (Wait *w : {&l_->wait.not_empty, &l_->wait.chunk, &l_->wait.slot, &l_->wait.room, &l_->wait.joined})
+      wake(*w, INT32_MAX, true);
   }
   return MPX_OK;
 }
@@ -261,7 +261,7 @@ void QueueObject::count_abandoned() noexcept {
 
 void QueueObject::wake_join_if_done() noexcept {
   uint64_t n = 0;
-  if (unfinished(&n) == MPX_OK && n == 0) wake(l_->joined);
+  if (unfinished(&n) == MPX_OK && n == 0) wake(l_->wait.joined, INT32_MAX);
 }
 
 Status QueueObject::task_done() noexcept {
@@ -290,7 +290,7 @@ Status QueueObject::join(int64_t timeout_ms) noexcept {
     if (closing() || closed_now()) return closed_error("joining");
     if (t.expired(platform::monotonic_ns()))
       return fail(MPX_ETIMEDOUT, "queue join timed out after {} ms with {} items unfinished", timeout_ms, n);
-    pause(l_->joined, &round, t.deadline(), [&] {
+    pause(l_->wait.joined, &round, t.deadline(), [&] {
       uint64_t m = 1;
       return unfinished(&m) != MPX_OK || m == 0 || closed_now();
     });

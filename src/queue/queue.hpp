@@ -155,19 +155,21 @@ class QueueObject final : public Object {
   bool closed_now() const noexcept { return l_->status.closed.load(std::memory_order_seq_cst) != 0; }
   Status closed_error(const char *what) const noexcept;
   Status lock(SharedLock &lock, const queue::Timeout &t, bool producer) noexcept;
-  void wake(queue::WaitLine &line) noexcept;
+  void wake(queue::Wait &w, int n, bool always = false) noexcept;
+  void wake_producers(uint64_t ordinal) noexcept;
+  void more_slots() noexcept;
   template <typename Ready>
-  void pause(queue::WaitLine &line, int *round, platform::Deadline until, Ready &&ready) noexcept;
+  void pause(queue::Wait &w, int *round, platform::Deadline until, Ready &&ready) noexcept;
   void advance_free() noexcept;
   void count_abandoned() noexcept;
   void wake_join_if_done() noexcept;
   static bool owner_alive(uint32_t pid, uint32_t tid) noexcept;
 
   // put.cpp
-  Status reserve(uint32_t kind, uint64_t length, const uint8_t *data, const queue::Timeout &t,
-                 queue::Record **out) noexcept;
+  Status reserve(uint32_t kind, uint64_t length, const uint8_t *data, const queue::Timeout &t, queue::Record **out,
+                 uint64_t *start, bool *held) noexcept;
   void write_header(uint64_t tail, uint32_t kind, uint64_t length, const uint8_t *data, queue::Record **out) noexcept;
-  void commit(queue::Record *r) noexcept;
+  void published(uint64_t start) noexcept;
   Status put_stream(const uint8_t *data, uint64_t len, const queue::Timeout &t) noexcept;
   void abort_stream() noexcept;
   Status recover_reader() noexcept;
@@ -178,7 +180,8 @@ class QueueObject final : public Object {
   Status take_small(uint64_t head, const View &v, queue::Sink &sink, uint64_t *len) noexcept;
   void count_taken(uint64_t ordinal) noexcept;
   void claim(uint64_t head, const View &v) noexcept;
-  void finish(queue::Record *r) noexcept;
+  void finish(const View &v) noexcept;
+  void taken() noexcept;
   void skip(uint64_t head, const View &v, uint32_t from_state) noexcept;
   void drop_stream(Stream *st, queue::Sink &sink) noexcept;
   Status repair_consumer() noexcept;
