@@ -174,12 +174,23 @@ Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
       });
       continue;
     }
+    if (record) {
+      // A put is copying the item in. Watch it for a moment, lock held; then sleep without the
+      // lock, like the other gets (its commit wakes one of us).
+      if (round++ == 0) {
+        for (int i = 0; i < kSpinRounds && at(h)->state.load(std::memory_order_acquire) == kWriting; ++i)
+          platform::cpu_relax();
+        continue;
+      }
+      sleep(l_->wait.not_empty, until, [&] { return at(h)->state.load(std::memory_order_seq_cst) != kWriting; },
+            [&] { clock_.release(); });
+      locked = false;
+      continue;
+    }
     clock_.release();
     locked = false;
     pause(l_->wait.not_empty, &round, until, [&] {
-      if (closed_now()) return true;
-      if (record) return at(h)->state.load(std::memory_order_seq_cst) != kWriting;
-      return l_->tail.tail.load(std::memory_order_seq_cst) != h;
+      return closed_now() || l_->tail.tail.load(std::memory_order_seq_cst) != h;
     });
   }
 }
@@ -309,7 +320,7 @@ Status QueueObject::free_abandoned_small() noexcept {
   uint64_t f = l_->free.free.load(std::memory_order_seq_cst);
   while (f < h) {
     View v;
-    const uint32_t state = at(f)->state.load(std::memory_order_acquire);
+    const uint32_t state = peek_state(at(f));
     if (!read_record(f, h, &v) || (state != kCommitted && state != kReading && state != kDone)) {
       // Freed and overwritten meanwhile (readers finishing move free): start again from free.
       const uint64_t now = l_->free.free.load(std::memory_order_seq_cst);

@@ -29,9 +29,19 @@ void QueueObject::pause(queue::Wait &line, int *round, platform::Deadline until,
   }
   // Counted as a sleeper, we cost every waker a system call: look once more before.
   if (ready()) return;
+  sleep(line, until, ready, [] {});
+}
+
+// Announce a sleep, look at ready() a last time, unlock(), and sleep unless ready. With a
+// lock to release, ready() may look at what the lock protects (a record at head, which
+// must not be read once another get may take it, free it, and a put overwrite it).
+template <typename Ready, typename Unlock>
+void QueueObject::sleep(queue::Wait &line, platform::Deadline until, Ready &&ready, Unlock &&unlock) noexcept {
   line.sleepers.fetch_add(1, std::memory_order_seq_cst);
   const uint32_t seq = line.seq.load(std::memory_order_seq_cst);
-  if (!ready() && !closing()) {
+  const bool go = ready() || closing();
+  unlock();
+  if (!go) {
     const platform::Deadline recheck = platform::monotonic_ns() + queue::kRecheckNs;
     // Woken: the waker took us off the count (see wake()), so that while we wait for a CPU,
     // later wakers do not make system calls for a sleeper that is no longer there.

@@ -112,6 +112,8 @@ Status QueueObject::check_indices() const noexcept {
   return MPX_OK;
 }
 
+uint32_t QueueObject::peek_state(const Record *r) noexcept { return r->state.load(std::memory_order_seq_cst); }
+
 bool QueueObject::read_record(uint64_t pos, uint64_t limit, View *v) const noexcept {
   Record *r = at(pos);
   v->r = r;
@@ -196,7 +198,7 @@ void QueueObject::advance_free() noexcept {
     if (f >= h) return;
     Record *r = at(f);
     View v;
-    const uint32_t state = r->state.load(std::memory_order_seq_cst);
+    const uint32_t state = peek_state(r);
     if (state != kDone || !read_record(f, h, &v)) {
       // Not finished yet, or we read a record that someone already freed and a producer is
       // overwriting: look again only if free has moved.

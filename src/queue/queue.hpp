@@ -24,6 +24,16 @@
 #include "shm/object.hpp"
 #include "sync/lock.hpp"
 
+// Reads of a record that another get may be freeing, and a put overwriting, at that moment
+// (advance_free looks at records behind head without a lock): every value read is checked,
+// and the read discarded when free has moved meanwhile. ThreadSanitizer cannot know that the
+// race is benign, so it does not watch these reads.
+#if defined(__SANITIZE_THREAD__)
+#define MPX_TSAN_BENIGN __attribute__((no_sanitize("thread")))
+#else
+#define MPX_TSAN_BENIGN
+#endif
+
 namespace mpx {
 
 namespace queue {
@@ -150,7 +160,8 @@ class QueueObject final : public Object {
   uint64_t record_bytes(uint32_t kind, uint64_t length) const {
     return kind == queue::kPad ? length : queue::align_up(queue::kRecordHeader + (kind == queue::kFirst ? chunk_ : length));
   }
-  bool read_record(uint64_t pos, uint64_t limit, View *v) const noexcept;
+  MPX_TSAN_BENIGN bool read_record(uint64_t pos, uint64_t limit, View *v) const noexcept;
+  MPX_TSAN_BENIGN static uint32_t peek_state(const queue::Record *r) noexcept;
   Status check_indices() const noexcept;
   bool closed_now() const noexcept { return l_->status.closed.load(std::memory_order_seq_cst) != 0; }
   Status closed_error(const char *what) const noexcept;
@@ -160,6 +171,8 @@ class QueueObject final : public Object {
   void more_slots() noexcept;
   template <typename Ready>
   void pause(queue::Wait &w, int *round, platform::Deadline until, Ready &&ready) noexcept;
+  template <typename Ready, typename Unlock>
+  void sleep(queue::Wait &w, platform::Deadline until, Ready &&ready, Unlock &&unlock) noexcept;
   void advance_free() noexcept;
   void count_abandoned() noexcept;
   void wake_join_if_done() noexcept;

@@ -96,7 +96,7 @@ void many_to_many(uint64_t maxsize, int producers, int consumers, uint64_t per, 
 }
 
 // Under the sanitizers everything is slower: fewer items, same shape.
-constexpr uint64_t kPerProducer = kSanitized ? 5000 : 100000;
+constexpr uint64_t kPerProducer = kSanitized ? 20000 : 100000;
 
 }  // namespace
 
@@ -260,4 +260,49 @@ TEST(QueueStress, AnItemOfTwoGiBPlusOneByteRoundTripsByteIdentical) {
   consumer.join();
   munmap(src, span);
   std::printf("  2 GiB + 1 byte through a 1 MiB ring in %lld ms\n", static_cast<long long>(sw.ms()));
+}
+
+// ---- threads of one process (what ThreadSanitizer can see) --------------------------------
+
+TEST(QueueStress, ThreadsOfOneProcessShareAQueue) {
+  // Small, large and streamed items (64 KiB ring) between 4 producer and 4 consumer threads.
+  constexpr uint32_t kThreads = 4;
+  constexpr uint64_t kPer = kSanitized ? 1000 : 10000;
+  auto q = make_queue({0, 65536, 0, false});
+  Ledger ledger(kThreads, kPer);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (uint32_t p = 0; p < kThreads; ++p)
+    threads.emplace_back([&, p] {
+      for (uint64_t s = 0; s < kPer; ++s) {
+        auto it = killed_item(p, s);
+        if (mpx_queue_put(q.get(), it.data(), it.size(), 20000) != MPX_OK) failures++;
+      }
+    });
+  std::vector<std::thread> consumers;
+  for (uint32_t c = 0; c < kThreads; ++c)
+    consumers.emplace_back([&] {
+      std::vector<int64_t> last(kThreads, -1);
+      std::vector<uint8_t> buf(40000);
+      for (;;) {
+        size_t len = 0;
+        int rc = mpx_queue_get_into(q.get(), buf.data(), buf.size(), &len, 20000);
+        if (rc == MPX_ECLOSED) return;
+        mpxt::Tagged t;
+        std::memcpy(&t, buf.data(), sizeof t);
+        auto want = killed_item(t.producer, t.seq);
+        if (rc != MPX_OK || t.producer >= kThreads || t.seq >= kPer || len != want.size() ||
+            std::memcmp(buf.data(), want.data(), len) != 0 || int64_t(t.seq) <= last[t.producer] ||
+            !ledger.mark(t.producer, t.seq)) {
+          failures++;
+          return;
+        }
+        last[t.producer] = int64_t(t.seq);
+      }
+    });
+  for (auto &t : threads) t.join();
+  ASSERT_MPX_OK(mpx_queue_close(q.get()));
+  for (auto &t : consumers) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(ledger.missing(kThreads), 0u);
 }
