@@ -6,7 +6,7 @@
 // Array, then two children negate one half each; (3) Event ping-pong, a Barrier with an
 // action, a Semaphore limiting concurrency; (4) a process dies holding a Lock and the next
 // owner repairs what it guarded; (5) what a lock and a locked increment cost; (6) the three
-// start methods: fork, forkserver, spawn.
+// start methods: fork, forkserver, spawn; (7) producers and consumers over a Queue, and a Pipe.
 // Every result is checked: the exit status is 0 only if all of them are right.
 
 #include "mpx/mpx.hpp"
@@ -23,6 +23,7 @@
 #include <exception>
 #include <mutex>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -387,6 +388,100 @@ void start_methods() {
   mpx_forkserver_stop();
 }
 
+// ---- 7. producer/consumer over a Queue, and a Pipe -----------------------------------------
+
+constexpr int kProducers = 3;
+constexpr int kConsumers = 2;
+constexpr int kItems = 20000;  // per producer
+
+void producer_consumer() {
+  std::printf("7. producer/consumer: %d producers x %d items -> Queue -> %d consumers; then a Pipe\n", kProducers,
+              kItems, kConsumers);
+  mpx::Queue work(1024);  // at most 1024 items in flight: producers wait for the consumers
+  mpx::Queue results;
+  mpx::Value<long long> checksum(0);  // what the consumers took, summed under its lock
+
+  auto t0 = clock_type::now();
+  std::vector<mpx::Process> procs;
+  for (int c = 0; c < kConsumers; ++c)
+    procs.push_back(spawn([&] {
+      long long sum = 0, n = 0;
+      int last[kProducers];
+      std::fill(std::begin(last), std::end(last), -1);
+      bool ordered = true;
+      int item[2];
+      while (auto len = work.get_into(std::as_writable_bytes(std::span(item)))) {
+        if (*len == 0) break;  // the sentinel
+        ordered = ordered && item[1] > last[item[0]];
+        last[item[0]] = item[1];
+        sum += item[1];
+        ++n;
+      }
+      {
+        std::lock_guard g(checksum);
+        checksum = checksum + sum;
+      }
+      results.put(std::to_string(n));
+      return ordered ? 0 : 1;
+    }));
+  for (int p = 0; p < kProducers; ++p)
+    procs.push_back(spawn([&, p] {
+      for (int i = 0; i < kItems; ++i) {
+        const int item[2] = {p, i};
+        work.put(std::as_bytes(std::span(item)));
+      }
+      return 0;  // returns right after the last put: nothing is lost (no feeder thread)
+    }));
+  int bad = 0;
+  for (int p = 0; p < kProducers; ++p) bad += join(procs[static_cast<size_t>(kConsumers + p)]) != 0;
+  for (int c = 0; c < kConsumers; ++c) work.put("");
+  long long taken = 0;
+  for (int c = 0; c < kConsumers; ++c) {
+    const auto n = results.get_string(10s);
+    std::printf("   a consumer took %s items\n", n.value_or("?").c_str());
+    taken += n ? std::stoll(*n) : 0;
+  }
+  for (int c = 0; c < kConsumers; ++c) bad += join(procs[static_cast<size_t>(c)]) != 0;
+  const auto ran = clock_type::now() - t0;
+  const long long want = static_cast<long long>(kProducers) * kItems * (kItems - 1) / 2;
+  std::printf("   => %lld of %d items, each exactly once, per-producer order kept; %s (%.2f M items/s with the forks)\n",
+              taken, kProducers * kItems, fmt_time(ran).c_str(),
+              static_cast<double>(taken) / std::chrono::duration<double>(ran).count() / 1e6);
+  expect(bad == 0, "every producer and consumer exited 0 (consumers saw each producer's items in order)");
+  expect(taken == kProducers * kItems && checksum.get() == want, "every item delivered exactly once");
+
+  auto [mine, theirs] = mpx::Pipe();
+  auto echo = spawn([&] {
+    mine.close();
+    int n = 0;
+    try {
+      while (auto m = theirs.recv_string()) {
+        theirs.send(*m);
+        ++n;
+      }
+    } catch (const mpx::error &e) {
+      if (e.value() != MPX_EOF) throw;
+    }
+    return n == 1001 ? 0 : 1;
+  });
+  theirs.close();
+  const std::string big(1 << 20, 'x');
+  mine.send(big);
+  const bool big_ok = mine.recv_string(10s) == big;
+  t0 = clock_type::now();
+  bool ok = true;
+  for (int i = 0; i < 1000; ++i) {
+    mine.send("ping");
+    ok = ok && mine.recv_string(10s) == "ping";
+  }
+  const auto rt = (clock_type::now() - t0) / 1000;
+  mine.close();  // the child's recv sees end of stream
+  std::printf("   Pipe: a 1 MiB message echoed intact: %s; round trip of a small message %s\n", big_ok ? "yes" : "NO",
+              fmt_time(rt).c_str());
+  expect(big_ok && ok, "messages echoed intact");
+  expect(join(echo) == 0, "the echo child saw every message, then end of stream");
+}
+
 }  // namespace
 
 int main() {
@@ -400,6 +495,7 @@ int main() {
     owner_death();
     costs();
     start_methods();
+    producer_consumer();
   } catch (const std::exception &e) {
     std::printf("   FAIL: %s\n", e.what());
     ++g_failures;

@@ -16,8 +16,15 @@
  * kept) and a send to a closed peer is MPX_EPIPE, never SIGPIPE.
  *
  * Timeouts are milliseconds: negative blocks forever, 0 tries once; MPX_ETIMEDOUT when no
- * whole message arrived in time (nothing is consumed then). Destroying a connection from
+ * message started to arrive in time (nothing is consumed then). A timeout bounds the wait
+ * for a message to start: once its first byte has arrived, the receive reads on until the
+ * message is complete (the peer is sending it right now; a byte stream cannot be un-read),
+ * the peer goes (MPX_EPROTO) or the handle is destroyed. Destroying a connection from
  * another thread wakes its blocked callers with MPX_ECLOSED.
+ *
+ * Like Python's Connection, one end is meant for one sender and one receiver at a time;
+ * concurrent calls are safe (sends are serialised, and so are receives). A forked child
+ * may use the connections it inherited.
  */
 #ifndef MPX_CONNECTION_H
 #define MPX_CONNECTION_H
@@ -59,17 +66,25 @@ MPX_API int mpx_conn_options_init(mpx_conn_options *opts, size_t struct_size);
 MPX_API int mpx_pipe(int duplex, const mpx_conn_options *opts, mpx_conn **a, mpx_conn **b);
 
 /**
- * Wrap a connected descriptor (socket or pipe end); the connection owns it from then on,
- * also when this call fails. flags: MPX_CONN_READABLE and/or MPX_CONN_WRITABLE.
+ * Wrap a connected descriptor (a stream socket or a pipe end); the connection owns it from
+ * then on, also when this call fails (except when out is NULL: then nothing is taken).
+ * flags: MPX_CONN_READABLE and/or MPX_CONN_WRITABLE. The descriptor's flags are left as
+ * they are (it stays blocking, for the other processes that may share it).
  */
 MPX_API int mpx_conn_from_fd(int fd, uint32_t flags, const mpx_conn_options *opts, mpx_conn **out);
 
-/** Close the connection and its descriptor. Threads blocked on it return MPX_ECLOSED. */
+/**
+ * Close the connection and its descriptor. Threads blocked on it return MPX_ECLOSED. A
+ * thread asleep in a socket read or write can only be woken by shutting the socket down:
+ * then other processes sharing that descriptor see it shut down too, as if this end had
+ * been closed everywhere.
+ */
 MPX_API int mpx_conn_destroy(mpx_conn *conn);
 
 /**
  * Give up the descriptor without closing it: *fd receives it and the handle is destroyed
- * (Python's Connection.detach()).
+ * (Python's Connection.detach()). Threads blocked on the connection return MPX_ECLOSED, as
+ * with mpx_conn_destroy.
  */
 MPX_API int mpx_conn_detach(mpx_conn *conn, int *fd);
 
@@ -91,7 +106,8 @@ MPX_API int mpx_conn_send(mpx_conn *conn, const void *data, size_t len);
 /**
  * Receive one message into memory the library allocates: *data (free with mpx_free; a
  * 0-byte message gives a valid pointer) and *len. maxlength > 0: a longer message is
- * MPX_EMSGSIZE and breaks the connection (Python's recv_bytes(maxlength)).
+ * MPX_EMSGSIZE and breaks the connection (Python's recv_bytes(maxlength)). MPX_EOF when
+ * the peer closed between messages. MPX_ENOMEM leaves the message unread.
  */
 MPX_API int mpx_conn_recv(mpx_conn *conn, size_t maxlength, void **data, size_t *len, int64_t timeout_ms);
 
@@ -118,7 +134,9 @@ MPX_API int mpx_conn_send_fds(mpx_conn *conn, const int *fds, size_t count);
  * Receive a message sent by mpx_conn_send_fds: *count in = capacity of fds, out = the
  * number received. The descriptors arrive close-on-exec and belong to the caller. A message
  * without its descriptors, or with more than the capacity, or truncated control data, is
- * MPX_EPROTO, and every descriptor that did arrive is closed.
+ * MPX_EPROTO, and every descriptor that did arrive is closed; so is any other message, which
+ * is consumed. A plain receive of a descriptor message gets its payload; the descriptors
+ * are dropped (never leaked).
  */
 MPX_API int mpx_conn_recv_fds(mpx_conn *conn, int *fds, size_t *count, int64_t timeout_ms);
 
@@ -149,7 +167,12 @@ typedef struct mpx_wait_object {
 
 /**
  * Block until at least one object is ready, or the timeout: each object's ready flag is set
- * and *nready (may be NULL) receives how many. MPX_ETIMEDOUT when none became ready.
+ * and *nready (may be NULL) receives how many. MPX_ETIMEDOUT when none became ready. A
+ * connection is ready when a receive would not block (a message, the end of stream, a
+ * message left by mpx_conn_recv_into, or a broken connection); a sending-only end is
+ * MPX_EPERM, a process not yet started MPX_EINVAL. With count 0 the call sleeps for the
+ * timeout (a negative one is MPX_EINVAL). Like Python's wait(), the objects' descriptors are
+ * polled without holding the objects: destroying one meanwhile does not wake the wait.
  */
 MPX_API int mpx_wait(mpx_wait_object *objects, size_t count, int64_t timeout_ms, size_t *nready);
 

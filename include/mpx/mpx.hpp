@@ -19,6 +19,8 @@
  * Processes: mpx::Process runs a callable in a forked child, or any start method from
  * mpx_process_options; its destructor never signals a running child.
  *
+ * Moving bytes: mpx::Connection (mpx::Pipe), mpx::wait, mpx::Queue and mpx::JoinableQueue.
+ *
  * Docs: docs/cpp.md. Everything here is inline; link with -lmpx.
  */
 #ifndef MPX_MPX_HPP
@@ -1341,6 +1343,339 @@ class Process {
 
   std::unique_ptr<std::function<void()>> fn_;  // declared first: destroyed after the handle
   handle_type h_;
+};
+
+// ==== Connection, Pipe, wait ===============================================================
+
+/**
+ * Thrown by Connection::recv_into and Queue::get_into when the message does not fit the
+ * buffer (MPX_ENOBUFS). The message stays unread: receive it again with a buffer of needed().
+ */
+class buffer_too_short : public error {
+ public:
+  buffer_too_short(size_t needed, std::string where, std::string detail)
+      : error(MPX_ENOBUFS, std::move(where), std::move(detail)), needed_(needed) {}
+  size_t needed() const noexcept { return needed_; }
+
+ private:
+  size_t needed_;
+};
+
+namespace detail {
+
+// Receive one whole message of unknown size through an into-function (recv_into, get_into):
+// the buffer grows to the announced size on MPX_ENOBUFS. nullopt on timeout.
+template <class Into>
+std::optional<std::vector<std::byte>> receive_grow(Into &&into, const char *where) {
+  std::vector<std::byte> buf(4096);
+  for (;;) {
+    size_t len = 0;
+    int rc = into(buf.data(), buf.size(), &len);
+    if (rc == MPX_ETIMEDOUT) return std::nullopt;
+    if (rc == MPX_ENOBUFS && len > buf.size()) {
+      buf.resize(len);
+      continue;
+    }
+    check(rc, where);
+    buf.resize(len);
+    return buf;
+  }
+}
+
+// The into-call itself: nullopt on timeout, buffer_too_short when the buffer is too small.
+template <class Into>
+std::optional<size_t> receive_into(Into &&into, std::span<std::byte> buf, const char *where) {
+  size_t len = 0;
+  int rc = into(buf.data(), buf.size(), &len);
+  if (rc == MPX_ETIMEDOUT) return std::nullopt;
+  if (rc == MPX_ENOBUFS) throw buffer_too_short(len, where, mpx_last_error_message());
+  check(rc, where);
+  return len;
+}
+
+inline std::span<const std::byte> as_bytes(std::string_view s) noexcept {
+  return {reinterpret_cast<const std::byte *>(s.data()), s.size()};
+}
+
+}  // namespace detail
+
+/**
+ * One end of a pipe or connection: whole messages, framed byte for byte as Python's
+ * multiprocessing.connection (so a Python Connection can be the other end). recv returns
+ * nullopt on timeout; the peer closing is mpx::error MPX_EOF, a peer that died mid-message
+ * MPX_EPROTO. Sends to a closed peer throw MPX_EPIPE (never SIGPIPE).
+ */
+class Connection {
+ public:
+  /** A connected pair: duplex (socketpair), or first receives and second sends (a pipe). */
+  static std::pair<Connection, Connection> pipe(bool duplex = true, uint64_t max_message = 0) {
+    mpx_conn_options o;
+    detail::check(mpx_conn_options_init(&o, sizeof o), "mpx::Connection::pipe");
+    o.max_message = max_message;
+    mpx_conn *a = nullptr, *b = nullptr;
+    detail::check(mpx_pipe(duplex ? 1 : 0, &o, &a, &b), "mpx::Connection::pipe");
+    return {Connection(adopt, a), Connection(adopt, b)};
+  }
+
+  /** Wrap a connected socket or pipe end, which the connection then owns (also on failure). */
+  static Connection from_fd(int fd, uint32_t flags = MPX_CONN_READABLE | MPX_CONN_WRITABLE) {
+    mpx_conn *c = nullptr;
+    detail::check(mpx_conn_from_fd(fd, flags, nullptr, &c), "mpx::Connection::from_fd");
+    return Connection(adopt, c);
+  }
+
+  /** Take ownership of a C handle. */
+  Connection(adopt_t, mpx_conn *h) noexcept : h_(h) {}
+
+  void send(std::span<const std::byte> data) {
+    detail::check(mpx_conn_send(h_.get(), data.data(), data.size()), "mpx::Connection::send");
+  }
+  void send(std::string_view s) { send(detail::as_bytes(s)); }
+
+  /** The next message; nullopt when none arrived in time. */
+  std::optional<std::vector<std::byte>> recv(timeout t = forever) {
+    return detail::receive_grow(
+        [&](void *b, size_t cap, size_t *len) { return mpx_conn_recv_into(h_.get(), b, cap, len, t.count_ms()); },
+        "mpx::Connection::recv");
+  }
+  /** The next message as a string (bytes as they are); nullopt on timeout. */
+  std::optional<std::string> recv_string(timeout t = forever) {
+    auto m = recv(t);
+    if (!m) return std::nullopt;
+    return std::string(reinterpret_cast<const char *>(m->data()), m->size());
+  }
+  /** The next message into buf: its size; nullopt on timeout; buffer_too_short if it does not fit. */
+  std::optional<size_t> recv_into(std::span<std::byte> buf, timeout t = forever) {
+    return detail::receive_into(
+        [&](void *b, size_t cap, size_t *len) { return mpx_conn_recv_into(h_.get(), b, cap, len, t.count_ms()); },
+        buf, "mpx::Connection::recv_into");
+  }
+  /** Whether a message (or the end of the stream) can be read within t; consumes nothing. */
+  bool poll(timeout t = try_once) {
+    int rc = mpx_conn_poll(h_.get(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::Connection::poll");
+    return true;
+  }
+
+  /** Send descriptors (unix sockets only); this process keeps its copies. */
+  void send_fds(std::span<const int> fds) {
+    detail::check(mpx_conn_send_fds(h_.get(), fds.data(), fds.size()), "mpx::Connection::send_fds");
+  }
+  /** Receive descriptors sent by send_fds (close-on-exec, owned by the caller); empty on timeout. */
+  std::vector<int> recv_fds(timeout t = forever) {
+    std::vector<int> fds(MPX_CONN_MAX_FDS);
+    size_t n = fds.size();
+    int rc = mpx_conn_recv_fds(h_.get(), fds.data(), &n, t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return {};
+    detail::check(rc, "mpx::Connection::recv_fds");
+    fds.resize(n);
+    return fds;
+  }
+  /** Send another connection (the receiver gets its own). */
+  void send_connection(const Connection &c) {
+    detail::check(mpx_conn_send_conn(h_.get(), c.h_.get()), "mpx::Connection::send_connection");
+  }
+  /** Receive a connection sent by send_connection; nullopt on timeout. */
+  std::optional<Connection> recv_connection(timeout t = forever) {
+    mpx_conn *c = nullptr;
+    int rc = mpx_conn_recv_conn(h_.get(), &c, t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return std::nullopt;
+    detail::check(rc, "mpx::Connection::recv_connection");
+    return Connection(adopt, c);
+  }
+  /** Send a shared memory segment (the receiver maps the same memory). */
+  void send_segment(const Segment &s) {
+    detail::check(mpx_conn_send_segment(h_.get(), s.native_handle()), "mpx::Connection::send_segment");
+  }
+  /** Receive a segment sent by send_segment; nullopt on timeout. */
+  std::optional<Segment> recv_segment(timeout t = forever) {
+    mpx_segment *s = nullptr;
+    int rc = mpx_conn_recv_segment(h_.get(), &s, t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return std::nullopt;
+    detail::check(rc, "mpx::Connection::recv_segment");
+    return Segment(adopt, s);
+  }
+
+  /** The descriptor (owned by the connection). */
+  int fileno() const {
+    int fd = -1;
+    detail::check(mpx_conn_fileno(h_.get(), &fd), "mpx::Connection::fileno");
+    return fd;
+  }
+  bool readable() const { return (flags() & MPX_CONN_READABLE) != 0; }
+  bool writable() const { return (flags() & MPX_CONN_WRITABLE) != 0; }
+  /** Close now (the destructor does it otherwise). */
+  void close() noexcept { h_.reset(); }
+  bool closed() const noexcept { return h_.get() == nullptr; }
+
+  mpx_conn *native_handle() const noexcept { return h_.get(); }
+  explicit operator bool() const noexcept { return h_.get() != nullptr; }
+
+ private:
+  uint32_t flags() const {
+    uint32_t f = 0;
+    detail::check(mpx_conn_flags(h_.get(), &f), "mpx::Connection::flags");
+    return f;
+  }
+  detail::handle<mpx_conn, &mpx_conn_destroy> h_;
+};
+
+/** Python's Pipe(duplex): Connection::pipe. */
+inline std::pair<Connection, Connection> Pipe(bool duplex = true) { return Connection::pipe(duplex); }
+
+/** Something wait() watches: a connection (readable), a process (ended) or a descriptor. */
+class waitable {
+ public:
+  waitable(const Connection &c) noexcept : o_{MPX_WAIT_CONN, -1, c.native_handle(), 0} {}  // NOLINT
+  waitable(const Process &p) noexcept : o_{MPX_WAIT_PROCESS, -1, p.native_handle(), 0} {}   // NOLINT
+  static waitable fd(int fd) noexcept { return waitable(mpx_wait_object{MPX_WAIT_FD, fd, nullptr, 0}); }
+  const mpx_wait_object &native() const noexcept { return o_; }
+
+ private:
+  explicit waitable(mpx_wait_object o) noexcept : o_(o) {}
+  mpx_wait_object o_;
+};
+
+/**
+ * Python's multiprocessing.connection.wait: block until at least one object is ready or the
+ * timeout; returns the indices of the ready ones (empty on timeout).
+ */
+inline std::vector<size_t> wait(std::span<const waitable> objects, timeout t = forever) {
+  std::vector<mpx_wait_object> os;
+  os.reserve(objects.size());
+  for (const auto &w : objects) os.push_back(w.native());
+  int rc = mpx_wait(os.data(), os.size(), t.count_ms(), nullptr);
+  if (rc == MPX_ETIMEDOUT) return {};
+  detail::check(rc, "mpx::wait");
+  std::vector<size_t> ready;
+  for (size_t i = 0; i < os.size(); ++i)
+    if (os[i].ready) ready.push_back(i);
+  return ready;
+}
+inline std::vector<size_t> wait(std::initializer_list<waitable> objects, timeout t = forever) {
+  return wait(std::span<const waitable>(objects.begin(), objects.size()), t);
+}
+
+// ==== Queue, JoinableQueue =================================================================
+
+/** How a queue is made (zero: the library's default). */
+struct queue_options {
+  uint64_t maxsize = 0;      /**< most items at once; 0: bounded only by the ring */
+  uint64_t capacity = 0;     /**< ring bytes; 0: MPX_QUEUE_DEFAULT_CAPACITY */
+  uint64_t max_message = 0;  /**< largest item; 0: no limit */
+};
+
+/**
+ * A multi-producer multi-consumer queue of byte items in shared memory (Python's Queue and
+ * SimpleQueue): usable in forked children, attachable by token from any process. put
+ * returns false and get nullopt on timeout; a closed queue throws MPX_ECLOSED.
+ */
+class Queue {
+ public:
+  explicit Queue(uint64_t maxsize = 0) : Queue(queue_options{maxsize, 0, 0}) {}
+  explicit Queue(const queue_options &o) : Queue(o, 0) {}
+
+  /** Attach the queue a token (from token()) names. */
+  static Queue attach(std::string_view token) {
+    std::string t(token);
+    mpx_queue *q = nullptr;
+    detail::check(mpx_queue_attach(&q, t.c_str()), "mpx::Queue::attach");
+    return Queue(adopt, q);
+  }
+
+  /** Take ownership of a C handle. */
+  Queue(adopt_t, mpx_queue *h) noexcept : h_(h) {}
+
+  /** Put a copy of data: false when there was no room in time. */
+  bool put(std::span<const std::byte> data, timeout t = forever) {
+    int rc = mpx_queue_put(h_.get(), data.data(), data.size(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::Queue::put");
+    return true;
+  }
+  bool put(std::string_view s, timeout t = forever) { return put(detail::as_bytes(s), t); }
+
+  /** Take the oldest item; nullopt when none came in time. */
+  std::optional<std::vector<std::byte>> get(timeout t = forever) {
+    return detail::receive_grow(
+        [&](void *b, size_t cap, size_t *len) { return mpx_queue_get_into(h_.get(), b, cap, len, t.count_ms()); },
+        "mpx::Queue::get");
+  }
+  /** The oldest item as a string; nullopt on timeout. */
+  std::optional<std::string> get_string(timeout t = forever) {
+    auto m = get(t);
+    if (!m) return std::nullopt;
+    return std::string(reinterpret_cast<const char *>(m->data()), m->size());
+  }
+  /** The oldest item into buf: its size; nullopt on timeout; buffer_too_short if it does not fit (it stays queued). */
+  std::optional<size_t> get_into(std::span<std::byte> buf, timeout t = forever) {
+    return detail::receive_into(
+        [&](void *b, size_t cap, size_t *len) { return mpx_queue_get_into(h_.get(), b, cap, len, t.count_ms()); },
+        buf, "mpx::Queue::get_into");
+  }
+
+  size_t qsize() const {
+    size_t n = 0;
+    detail::check(mpx_queue_qsize(h_.get(), &n), "mpx::Queue::qsize");
+    return n;
+  }
+  bool empty() const { return flag(&mpx_queue_empty, "mpx::Queue::empty"); }
+  bool full() const { return flag(&mpx_queue_full, "mpx::Queue::full"); }
+  /** Close for every process: puts fail, gets drain what is left (see mpx_queue_close). */
+  void close() { detail::check(mpx_queue_close(h_.get()), "mpx::Queue::close"); }
+  bool closed() const { return flag(&mpx_queue_closed, "mpx::Queue::closed"); }
+  std::string token() const { return detail::get_string(&mpx_queue_token, h_.get(), "mpx::Queue::token"); }
+
+  mpx_queue *native_handle() const noexcept { return h_.get(); }
+  explicit operator bool() const noexcept { return h_.get() != nullptr; }
+
+ protected:
+  Queue(const queue_options &o, uint32_t flags) {
+    mpx_queue_options c;
+    detail::check(mpx_queue_options_init(&c, sizeof c), "mpx::Queue");
+    c.flags = flags;
+    c.maxsize = o.maxsize;
+    c.capacity = o.capacity;
+    c.max_message = o.max_message;
+    mpx_queue *q = nullptr;
+    detail::check(mpx_queue_create(&q, &c), "mpx::Queue");
+    h_ = detail::handle<mpx_queue, &mpx_queue_destroy>(q);
+  }
+
+ private:
+  bool flag(int (*fn)(mpx_queue *, int *), const char *where) const {
+    int v = 0;
+    detail::check(fn(h_.get(), &v), where);
+    return v != 0;
+  }
+  detail::handle<mpx_queue, &mpx_queue_destroy> h_;
+};
+
+/** A Queue whose consumers confirm each item (Python's JoinableQueue). */
+class JoinableQueue : public Queue {
+ public:
+  explicit JoinableQueue(uint64_t maxsize = 0) : JoinableQueue(queue_options{maxsize, 0, 0}) {}
+  explicit JoinableQueue(const queue_options &o) : Queue(o, MPX_QUEUE_JOINABLE) {}
+  static JoinableQueue attach(std::string_view token) { return JoinableQueue(Queue::attach(token)); }
+
+  /** One item taken by get is processed; mpx::error MPX_EOVERFLOW when called too often. */
+  void task_done() { detail::check(mpx_queue_task_done(native_handle()), "mpx::JoinableQueue::task_done"); }
+  /** Wait until every item put is done: false on timeout. */
+  bool join(timeout t = forever) {
+    int rc = mpx_queue_join(native_handle(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::JoinableQueue::join");
+    return true;
+  }
+  uint64_t unfinished() const {
+    uint64_t n = 0;
+    detail::check(mpx_queue_unfinished(native_handle(), &n), "mpx::JoinableQueue::unfinished");
+    return n;
+  }
+
+ private:
+  explicit JoinableQueue(Queue &&q) : Queue(std::move(q)) {}
 };
 
 }  // namespace mpx

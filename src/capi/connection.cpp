@@ -1,6 +1,8 @@
 // C entry points of mpx/connection.h.
 #include "mpx/connection.h"
 
+#include <unistd.h>
+
 #include <climits>
 #include <cstring>
 #include <string>
@@ -16,6 +18,12 @@ using namespace mpx::capi;
 using conn::Connection;
 
 namespace {
+
+Status check_conn_options(const mpx_conn_options *opts) {
+  if (Status s = check_options(opts, "mpx_conn_options"); s != MPX_OK) return s;
+  if (opts && opts->reserved != 0) return fail(MPX_EINVAL, "mpx_conn_options.reserved must be 0");
+  return MPX_OK;
+}
 
 uint64_t max_message_of(const mpx_conn_options *opts) {
   return opts && opts->max_message ? opts->max_message : MPX_CONN_DEFAULT_MAX_MESSAGE;
@@ -47,7 +55,7 @@ MPX_API int mpx_pipe(int duplex, const mpx_conn_options *opts, mpx_conn **a, mpx
   if (a) *a = nullptr;
   if (b) *b = nullptr;
   MPX_REQUIRE(a && b, "a and b must not be NULL");
-  if (Status s = check_options(opts, "mpx_conn_options"); s != MPX_OK) return s;
+  if (Status s = check_conn_options(opts); s != MPX_OK) return s;
   return guarded([&]() -> int {
     auto *ca = new Connection();
     Connection *cb = new (std::nothrow) Connection();
@@ -78,12 +86,23 @@ MPX_API int mpx_pipe(int duplex, const mpx_conn_options *opts, mpx_conn **a, mpx
 MPX_API int mpx_conn_from_fd(int fd, uint32_t flags, const mpx_conn_options *opts, mpx_conn **out) {
   MPX_REQUIRE(out, "out is NULL");  // before taking fd: nothing happened
   *out = nullptr;
-  if (Status s = check_options(opts, "mpx_conn_options"); s != MPX_OK) {
+  if (Status s = check_conn_options(opts); s != MPX_OK) {
     if (fd >= 0) ::close(fd);
     return s;
   }
-  const int rc = create_handle<mpx_conn, Connection>(out, [&](Connection *c) { return c->init(fd, flags, max_message_of(opts)); });
-  return rc;
+  auto *c = new (std::nothrow) Connection();
+  if (!c) {
+    if (fd >= 0) ::close(fd);
+    return fail(MPX_ENOMEM, "out of memory");
+  }
+  if (Status s = c->init(fd, flags, max_message_of(opts)); s != MPX_OK) {
+    delete c;  // closes fd
+    return s;
+  }
+  void *h;
+  if (Status s = insert_handle(c, &h); s != MPX_OK) return s;
+  *out = static_cast<mpx_conn *>(h);
+  return MPX_OK;
 }
 
 MPX_API int mpx_conn_destroy(mpx_conn *conn) { return destroy_handle(conn, HandleType::connection); }

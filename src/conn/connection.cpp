@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,6 +18,16 @@ namespace mpx::conn {
 namespace {
 platform::ForkMutex g_adopt_mu(platform::ForkMutex::kConnection);
 constexpr uint32_t kBothWays = MPX_CONN_READABLE | MPX_CONN_WRITABLE;
+
+// A fresh buffer costs a page fault per 4 KiB page as the message lands in it (10 us each
+// on a VM): for large messages, ask for transparent huge pages, 512 times fewer faults.
+constexpr uint64_t kHugeMessage = 8 << 20;
+void huge_pages(void *buf, size_t size) {
+  const uintptr_t huge = 2 << 20;
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(buf) + huge - 1) & ~(huge - 1);
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(buf) + size) & ~(huge - 1);
+  if (end > begin) madvise(reinterpret_cast<void *>(begin), end - begin, MADV_HUGEPAGE);
+}
 }  // namespace
 
 Connection::~Connection() {
@@ -77,7 +88,7 @@ void Connection::adopt() {
   if (pid_.load(std::memory_order_relaxed) == me) return;  // another thread did it
   send_mu_.reset();
   recv_mu_.reset();
-  stream_.forget_wake_fd();
+  stream_.after_fork();
   pid_.store(me, std::memory_order_release);
 }
 
@@ -99,6 +110,12 @@ Status Connection::report_broken() {
 
 Status Connection::timed_out(int64_t timeout_ms) {
   return fail(MPX_ETIMEDOUT, "no message within {} ms", timeout_ms);
+}
+
+void Connection::wake_waiters() noexcept {
+  // Not adopted by this process (a forked child that never used it): no thread of ours
+  // waits on it, and the wake-up state is the parent's.
+  if (pid_.load(std::memory_order_acquire) == platform::current_pid()) stream_.wake();
 }
 
 bool Connection::ready_now() const {
@@ -126,8 +143,7 @@ Status Connection::next_frame(Deadline deadline, uint64_t *size, FdSink *fds) {
   }
   uint8_t h[kLongHeader];
   size_t got = 0;
-  // Poll first: a receive usually waits for its message. The timeout holds until the
-  // first byte; the rest of the header follows without one.
+  // The timeout holds until the first byte; the rest of the frame follows without one.
   Status s = stream_.read_first(h, kShortHeader, &got, deadline, fds);
   if (s != MPX_OK) return s;
   if (got == 0) return fail(MPX_EOF, "end of stream: the peer closed the connection");
@@ -172,6 +188,7 @@ Status Connection::recv(size_t maxlength, void **data, size_t *len, int64_t time
     return broken(MPX_EMSGSIZE, "a message of {} bytes is longer than maxlength {}", size, maxlength);
   void *buf = std::malloc(size ? size : 1);
   if (!buf) return fail(MPX_ENOMEM, "cannot allocate {} bytes for a message (it stays unread)", size);
+  if (size >= kHugeMessage) huge_pages(buf, size);
   if (Status s = read_body(buf, size); s != MPX_OK) {
     std::free(buf);
     return s;

@@ -14,7 +14,8 @@
 // Threads. Like Python's Connection this is not meant for two concurrent senders or
 // receivers, but it is safe: sends hold one lock and receives another. A forked child
 // may use an inherited connection: its first call starts the locks afresh (a parent
-// thread may have held them at fork) and makes the child its own wake-up eventfd.
+// thread may have held them at fork) and makes the child its own wake-up eventfd; until
+// then, destroying it in the child touches nothing the parent's threads depend on.
 #pragma once
 
 #include <atomic>
@@ -66,7 +67,7 @@ class Connection final : public Object {
   // *count (in: capacity; out: received). extra: room for kMaxFdFrameExtra bytes.
   Status recv_fds(uint32_t tag, int *fds, size_t *count, void *extra, size_t *extra_len, int64_t timeout_ms);
 
-  void wake_waiters() noexcept override { stream_.wake(); }
+  void wake_waiters() noexcept override;
 
  private:
   // Check the direction; in a forked child, adopt the connection first.

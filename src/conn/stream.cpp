@@ -102,7 +102,8 @@ void FdSink::close_all() noexcept {
 
 Stream::~Stream() {
   if (fd_ >= 0) ::close(fd_);
-  forget_wake_fd();
+  const int fd = wake_fd_.load(std::memory_order_relaxed);
+  if (fd >= 0) ::close(fd);
 }
 
 void Stream::reset(int fd, bool socket) noexcept {
@@ -127,13 +128,16 @@ int Stream::wake_fd() {
 }
 
 void Stream::wake() noexcept {
+  // A thread asleep in a socket system call can only be woken by shutting the socket down.
+  if (blocked_.load(std::memory_order_seq_cst) > 0) ::shutdown(fd_, SHUT_RDWR);
   const int fd = wake_fd_.load(std::memory_order_acquire);
   if (fd < 0) return;
   const uint64_t one = 1;
   (void)!::write(fd, &one, sizeof one);
 }
 
-void Stream::forget_wake_fd() noexcept {
+void Stream::after_fork() noexcept {
+  blocked_.store(0, std::memory_order_relaxed);
   const int fd = wake_fd_.exchange(-1, std::memory_order_acq_rel);
   if (fd >= 0) ::close(fd);
 }
@@ -157,10 +161,10 @@ Status Stream::wait(short events, Deadline deadline) {
       if (errno == EINTR) continue;  // the deadline is absolute: nothing is lost
       return fail_errno("ppoll");
     }
+    if (owner_->closing()) continue;  // also when destroy shut the socket down
     if (p[0].revents) return MPX_OK;
     if (p[1].revents) {
-      if (owner_->closing()) continue;
-      uint64_t v;  // not ours (cannot happen after forget_wake_fd); drain, keep waiting
+      uint64_t v;  // yet not closing: not our destroy (a parent's before after_fork); drain
       (void)!::read(efd, &v, sizeof v);
       continue;
     }
@@ -169,7 +173,7 @@ Status Stream::wait(short events, Deadline deadline) {
   }
 }
 
-ssize_t Stream::write_nowait(iovec *iov, int n, void *control, size_t control_len) {
+ssize_t Stream::write_some(iovec *iov, int n, void *control, size_t control_len) {
   ssize_t w;
   if (socket_) {
     msghdr msg{};
@@ -177,33 +181,36 @@ ssize_t Stream::write_nowait(iovec *iov, int n, void *control, size_t control_le
     msg.msg_iovlen = size_t(n);
     msg.msg_control = control;
     msg.msg_controllen = control_len;
-    w = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    w = blocking([&] { return ::sendmsg(fd_, &msg, MSG_NOSIGNAL); });
   } else if (!g_no_rwf_nowait.load(std::memory_order_relaxed)) {
     w = ::pwritev2(fd_, iov, n, -1, RWF_NOWAIT);
     if (w < 0 && errno == EOPNOTSUPP) {
       g_no_rwf_nowait.store(true, std::memory_order_relaxed);
       return -EAGAIN;
     }
+    if (w < 0) w = -errno;
   } else {
     pollfd p{fd_, POLLOUT, 0};
     if (::poll(&p, 1, 0) <= 0) return -EAGAIN;
     iovec one{iov->iov_base, std::min<size_t>(iov->iov_len, PIPE_BUF)};
     w = ::writev(fd_, &one, 1);
+    if (w < 0) w = -errno;
   }
-  return w < 0 ? -errno : w;
+  return w;
 }
 
 Status Stream::write_all(iovec *iov, int n, void *control, size_t control_len) {
   SigpipeGuard guard(!socket_);
   advance(iov, n, 0);
   while (n > 0) {
-    const ssize_t w = write_nowait(iov, n, control, control_len);
+    const ssize_t w = write_some(iov, n, control, control_len);
     if (w > 0) {
       control = nullptr;  // ancillary data goes with the first byte only
       control_len = 0;
       advance(iov, n, size_t(w));
       continue;
     }
+    if (owner_->closing()) return fail(MPX_ECLOSED, "the connection was destroyed");
     if (w == -EINTR) continue;
     if (w == -EAGAIN || w == 0) {
       if (Status s = wait(POLLOUT, kForever); s != MPX_OK) return s;
@@ -218,23 +225,26 @@ Status Stream::write_all(iovec *iov, int n, void *control, size_t control_len) {
   return MPX_OK;
 }
 
-ssize_t Stream::read_nowait(void *buf, size_t len, FdSink *sink) {
+ssize_t Stream::read_some(void *buf, size_t len, FdSink *sink, bool block) {
   ssize_t r;
-  if (socket_ && sink) {
-    // Room for the descriptors asked for, no more: extra ones arrive as MSG_CTRUNC.
-    alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(int) * MPX_CONN_MAX_FDS)];
+  if (socket_) {
+    // Blocking reads ask for everything (MSG_WAITALL): the kernel gathers a large message
+    // in one call. A plain receive has no control buffer: descriptors sent with these
+    // bytes, if any, are dropped by the kernel, so they never leak.
+    const int flags = (block ? MSG_WAITALL : MSG_DONTWAIT) | (sink ? MSG_CMSG_CLOEXEC : 0);
     iovec iov{buf, len};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * std::clamp<size_t>(sink->cap, 1, MPX_CONN_MAX_FDS));
-    r = ::recvmsg(fd_, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    if (r >= 0) take_fds(msg, sink);
-  } else if (socket_) {
-    // Descriptors sent with these bytes, if any, are discarded by the kernel (no control
-    // buffer): a plain receive never leaks them.
-    r = ::recv(fd_, buf, len, MSG_DONTWAIT);
+    // Room for the descriptors asked for, no more: extra ones arrive as MSG_CTRUNC.
+    alignas(cmsghdr) unsigned char control[CMSG_SPACE(sizeof(int) * MPX_CONN_MAX_FDS)];
+    if (sink) {
+      msg.msg_control = control;
+      msg.msg_controllen = CMSG_SPACE(sizeof(int) * std::clamp<size_t>(sink->cap, 1, MPX_CONN_MAX_FDS));
+    }
+    r = block ? blocking([&] { return ::recvmsg(fd_, &msg, flags); }) : ::recvmsg(fd_, &msg, flags);
+    if (r >= 0 && sink) take_fds(msg, sink);
+    if (!block && r < 0) r = -errno;
   } else if (!g_no_rwf_nowait.load(std::memory_order_relaxed)) {
     iovec iov{buf, len};
     r = ::preadv2(fd_, &iov, 1, -1, RWF_NOWAIT);
@@ -242,12 +252,14 @@ ssize_t Stream::read_nowait(void *buf, size_t len, FdSink *sink) {
       g_no_rwf_nowait.store(true, std::memory_order_relaxed);
       return -EAGAIN;
     }
+    if (r < 0) r = -errno;
   } else {
     pollfd p{fd_, POLLIN, 0};
     if (::poll(&p, 1, 0) <= 0) return -EAGAIN;
     r = ::read(fd_, buf, len);
+    if (r < 0) r = -errno;
   }
-  return r < 0 ? -errno : r;
+  return r;
 }
 
 Status Stream::read_full(void *buf, size_t len, size_t *got, FdSink *sink) {
@@ -255,28 +267,33 @@ Status Stream::read_full(void *buf, size_t len, size_t *got, FdSink *sink) {
   size_t done = 0;
   Status s = MPX_OK;
   while (s == MPX_OK && done < len) {
-    const ssize_t r = read_nowait(p + done, len - done, sink);
-    if (r > 0)
+    const ssize_t r = read_some(p + done, len - done, sink, true);
+    if (r > 0) {
       done += size_t(r);
-    else if (r == 0 || r == -ECONNRESET)
+    } else if (owner_->closing()) {
+      s = fail(MPX_ECLOSED, "the connection was destroyed");  // destroy shut the socket down
+    } else if (r == 0 || r == -ECONNRESET) {
       break;  // end of stream (a reset peer is a gone peer)
-    else if (r == -EAGAIN)
+    } else if (r == -EAGAIN) {
       s = wait(POLLIN, kForever);
-    else if (r != -EINTR)
-      s = fail_errno(socket_ ? "recv" : "preadv2", int(-r));
+    } else if (r != -EINTR) {
+      s = fail_errno(socket_ ? "recvmsg" : "preadv2", int(-r));
+    }
   }
   *got = done;
   return s;
 }
 
 Status Stream::read_first(void *buf, size_t len, size_t *got, Deadline deadline, FdSink *sink) {
+  // Without a deadline a socket read may simply block (the cheapest wait there is).
+  if (socket_ && deadline == kForever) return read_full(buf, len, got, sink);
   *got = 0;
   for (;;) {
     if (Status s = wait(POLLIN, deadline); s != MPX_OK) return s;
-    const ssize_t r = read_nowait(buf, len, sink);
-    if (r == 0 || r == -ECONNRESET) return MPX_OK;
+    const ssize_t r = read_some(buf, len, sink, false);
     if (r == -EAGAIN || r == -EINTR) continue;  // another reader took it: wait again
-    if (r < 0) return fail_errno(socket_ ? "recv" : "preadv2", int(-r));
+    if (r == 0 || r == -ECONNRESET) return MPX_OK;
+    if (r < 0) return fail_errno(socket_ ? "recvmsg" : "preadv2", int(-r));
     if (size_t(r) == len) {
       *got = len;
       return MPX_OK;

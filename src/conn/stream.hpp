@@ -2,17 +2,25 @@
 // and read: partial transfers are resumed, EINTR is retried with the deadline kept,
 // SIGPIPE never fires, and every wait can be cut short by destroy (MPX_ECLOSED).
 //
-// The descriptor itself stays blocking: it may be shared with other processes (fork,
-// fd passing, a Python peer), so its file status flags are never changed. Per-call flags
-// give non-blocking transfers instead: MSG_DONTWAIT on sockets, RWF_NOWAIT on pipes.
-// A transfer that cannot proceed waits in ppoll on the descriptor and an eventfd that
-// destroy writes to.
+// The descriptor stays blocking: it may be shared with other processes (fork, descriptor
+// passing, a Python peer), so its file status flags are never changed.
+//
+// Sockets, the default kind, transfer in plain blocking system calls: one call per small
+// send or read, and large messages are gathered by the kernel (MSG_WAITALL), as fast as
+// a raw socket. Destroy wakes a thread asleep in such a call by shutting the socket down
+// (only when one is asleep in this process): copies of the descriptor held by other
+// processes see the shutdown too, as they would see this end closed.
+//
+// Pipe ends cannot be shut down, so on pipes every transfer is non-blocking (RWF_NOWAIT)
+// and waits in ppoll on the descriptor and an eventfd that destroy writes to. Receives
+// with a timeout wait the same way on sockets.
 #pragma once
 
 #include <sys/types.h>
 #include <sys/uio.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstddef>
 
 #include "core/handle.hpp"
@@ -58,22 +66,32 @@ class Stream {
   // The same, but wait first (the caller expects to block), and only until `deadline` for
   // the first byte (MPX_ETIMEDOUT: nothing was read); after it, without one.
   Status read_first(void *buf, size_t len, size_t *got, Deadline deadline, FdSink *fds = nullptr);
-  // One read without blocking: bytes read (0: end of stream), or -errno (-EAGAIN: none).
-  ssize_t read_nowait(void *buf, size_t len, FdSink *fds = nullptr);
-
   // Wake threads of this process waiting on the descriptor (destroy).
   void wake() noexcept;
-  // In a forked child: the eventfd is the parent's; make a new one when needed.
-  void forget_wake_fd() noexcept;
+  // In a forked child: the eventfd is the parent's (make a new one when needed), and the
+  // threads counted as blocked are the parent's.
+  void after_fork() noexcept;
 
  private:
   int wake_fd();
-  ssize_t write_nowait(iovec *iov, int n, void *control, size_t control_len);
+  // One transfer: the byte count (0: end of stream), or -errno (-EAGAIN: try later).
+  ssize_t write_some(iovec *iov, int n, void *control, size_t control_len);
+  ssize_t read_some(void *buf, size_t len, FdSink *fds, bool block);
+  // A system call that may sleep: counted, so that destroy knows to shut the socket down.
+  template <typename F>
+  ssize_t blocking(F &&call) {
+    blocked_.fetch_add(1, std::memory_order_seq_cst);
+    ssize_t r = owner_->closing() ? -ECANCELED : call();
+    if (r < 0 && r != -ECANCELED) r = -errno;
+    blocked_.fetch_sub(1, std::memory_order_release);
+    return r;
+  }
 
   const Object *owner_;
   int fd_ = -1;
   bool socket_ = false;
   std::atomic<int> wake_fd_{-1};
+  std::atomic<int> blocked_{0};  // threads asleep in a socket system call
 };
 
 }  // namespace mpx::conn

@@ -17,7 +17,9 @@ int64_t monotonic_ns() noexcept;
 // Deadline for an mpx timeout in milliseconds (negative = forever, saturating, no overflow).
 Deadline deadline_after_ms(int64_t timeout_ms) noexcept;
 
-enum class WaitResult { woken, timed_out, interrupted };
+// woken: by a wake() (counted in what that wake() returned); changed: the word no longer
+// held `expected`, so there was no sleep at all.
+enum class WaitResult { woken, timed_out, interrupted, changed };
 
 // Sleep while *word == expected, until woken or the deadline passes. May return spuriously.
 WaitResult wait_on(std::atomic<uint32_t> *word, uint32_t expected, Deadline deadline) noexcept;

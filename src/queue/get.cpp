@@ -24,26 +24,37 @@ Status QueueObject::get(Sink &sink, uint64_t *len, int64_t timeout_ms) noexcept 
   return take(sink, len, t);
 }
 
-// The consumer lock is held on entry and released on every return.
+// The consumer lock is held on entry and released on every return. While there is nothing to
+// take, it is released and the get sleeps like the others; reassembling a stream, it is kept.
 Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
   Stream st;
+  bool locked = true;
   int round = 0;
   uint64_t watched = UINT64_MAX;  // what we wait for (liveness timer): a position, or a stream
   int64_t next_check = 0;
   auto leave = [&](Status s) {
     if (st.active) drop_stream(&st, sink);
-    clock_.release();
+    if (locked) clock_.release();
+    // We may have been woken for an item we are not taking: hand the wake-up on.
+    if ((s == MPX_ETIMEDOUT || s == MPX_ECLOSED) &&
+        l_->tail.tail.load(std::memory_order_seq_cst) != l_->consumer.head.load(std::memory_order_seq_cst))
+      wake(l_->wait.not_empty, 1);
     return s;
   };
   for (;;) {
+    if (!locked) {
+      if (Status s = lock(clock_, t, false); s != MPX_OK) return leave(s);
+      locked = true;
+    }
     const uint64_t h = l_->consumer.head.load(std::memory_order_relaxed);
     if (h >= seen_tail_) {
-      seen_tail_ = l_->producer.tail.load(std::memory_order_seq_cst);
+      seen_tail_ = l_->tail.tail.load(std::memory_order_seq_cst);
       if (h > seen_tail_ || seen_tail_ - h > cap_ || (h | seen_tail_) % kAlign != 0 || !place_.header_ok())
         return leave(place_.corrupt());
     }
     uint32_t owner_pid = 0, owner_tid = 0;  // whom we wait for, if anyone
-    if (h < seen_tail_) {
+    const bool record = h < seen_tail_;
+    if (record) {
       View v;
       if (!read_record(h, seen_tail_, &v)) return leave(place_.corrupt());
       const uint32_t state = v.r->state.load(std::memory_order_acquire);
@@ -61,7 +72,11 @@ Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
       }
       if (state == kCommitted) {
         if (item) {
-          if (Status s = sink.prepare(v.length); s != MPX_OK) return leave(s);  // the item stays first
+          if (Status s = sink.prepare(v.length); s != MPX_OK) {  // the item stays first
+            clock_.release();
+            return s;
+          }
+          if (v.kind == kWhole && v.length <= kInlineBytes) return take_small(h, v, sink, len);
           if (v.kind == kFirst)
             st = Stream{true, h, v.length, 0, v.r->pid.load(std::memory_order_relaxed),
                         v.r->tid.load(std::memory_order_relaxed)};
@@ -71,13 +86,14 @@ Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
             const Status unlocked = clock_.release();
             if (v.length) std::memcpy(sink.data(), payload(v.r), v.length);
             crash_point(CrashPoint::consumer_copying);
-            finish(v.r);
+            finish(v);
+            taken();
             *len = v.length;
             return unlocked;
           }
           std::memcpy(sink.data(), payload(v.r), chunk_);
           st.offset = chunk_;
-          finish(v.r);
+          finish(v);
           crash_point(CrashPoint::consumer_streaming);
           continue;
         }
@@ -90,12 +106,14 @@ Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
           return leave(place_.corrupt());
         claim(h, v);
         std::memcpy(sink.data() + st.offset, payload(v.r), v.length);
-        finish(v.r);
+        finish(v);
         st.offset += v.length;
         if (v.kind == kLast) {
           st.active = false;
           *len = st.total;
-          return clock_.release();
+          const Status unlocked = clock_.release();
+          taken();
+          return unlocked;
         }
         crash_point(CrashPoint::consumer_streaming);
         continue;
@@ -148,25 +166,76 @@ Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
       else if (platform::monotonic_ns() >= next_check) next_check = platform::monotonic_ns() + kCheckEveryNs;
       if (next_check < until) until = next_check;
     }
-    const bool record = h < seen_tail_;
-    pause(l_->not_empty, &round, until, [&] {
-      if (record) return at(h)->state.load(std::memory_order_seq_cst) != kWriting;
-      if (l_->producer.tail.load(std::memory_order_seq_cst) != h) return true;
-      if (st.active) return l_->status.aborted_stream.load(std::memory_order_seq_cst) == st.first;
-      return closed_now();
+    if (st.active) {
+      pause(l_->wait.chunk, &round, until, [&] {
+        if (record) return at(h)->state.load(std::memory_order_seq_cst) != kWriting;
+        return l_->tail.tail.load(std::memory_order_seq_cst) != h ||
+               l_->status.aborted_stream.load(std::memory_order_seq_cst) == st.first;
+      });
+      continue;
+    }
+    if (record) {
+      // A put is copying the item in. Watch it for a moment, lock held; then sleep without the
+      // lock, like the other gets (its commit wakes one of us).
+      if (round++ == 0) {
+        for (int i = 0; i < kSpinRounds && at(h)->state.load(std::memory_order_acquire) == kWriting; ++i)
+          platform::cpu_relax();
+        continue;
+      }
+      sleep(l_->wait.not_empty, until, [&] { return at(h)->state.load(std::memory_order_seq_cst) != kWriting; },
+            [&] { clock_.release(); });
+      locked = false;
+      continue;
+    }
+    clock_.release();
+    locked = false;
+    pause(l_->wait.not_empty, &round, until, [&] {
+      return closed_now() || l_->tail.tail.load(std::memory_order_seq_cst) != h;
     });
+  }
+}
+
+void QueueObject::count_taken(uint64_t ordinal) noexcept {
+  // seq_cst when a producer may be waiting for this count to drop below maxsize.
+  if (maxsize_) l_->consumer.items_got.store(ordinal, std::memory_order_seq_cst);
+  else l_->consumer.items_got.store(ordinal, std::memory_order_release);
+  crash_point(CrashPoint::consumer_counted);
+}
+
+// A small item: copy it out with the lock held, move head, and move free too when nothing
+// before it is still being read; the record itself is not written to (marked DONE only when
+// free lags). Store order for repair_consumer: count, head, then free.
+Status QueueObject::take_small(uint64_t h, const View &v, Sink &sink, uint64_t *len) noexcept {
+  if (v.length) std::memcpy(sink.data(), payload(v.r), v.length);
+  count_taken(v.ordinal);
+  l_->consumer.head.store(h + v.bytes, std::memory_order_release);
+  crash_point(CrashPoint::consumer_claimed);
+  uint64_t f = h;
+  if (!l_->free.free.compare_exchange_strong(f, h + v.bytes, std::memory_order_seq_cst)) {
+    v.r->state.store(kDone, std::memory_order_seq_cst);
+    advance_free();
+  }
+  const Status unlocked = clock_.release();
+  wake_producers(v.ordinal);
+  taken();
+  *len = v.length;
+  return unlocked;
+}
+
+// An item was taken. If more are queued and gets sleep, wake one: the put of the next item
+// may have seen its predecessor still queued and left the waking to us (published(), put.cpp).
+void QueueObject::taken() noexcept {
+  Wait &w = l_->wait.not_empty;
+  if (w.sleepers.load(std::memory_order_seq_cst) != 0 &&
+      l_->tail.tail.load(std::memory_order_seq_cst) > l_->consumer.head.load(std::memory_order_seq_cst)) {
+    wake(w, 1);
   }
 }
 
 // Take the record at head (consumer lock held). The order of the stores is what
 // repair_consumer relies on: the item count, then the record's owner and state, then head.
 void QueueObject::claim(uint64_t h, const View &v) noexcept {
-  if (v.kind == kWhole || v.kind == kFirst) {
-    // seq_cst when a producer may be waiting for this count to drop below maxsize.
-    if (maxsize_) l_->consumer.items_got.store(v.ordinal, std::memory_order_seq_cst);
-    else l_->consumer.items_got.store(v.ordinal, std::memory_order_release);
-    crash_point(CrashPoint::consumer_counted);
-  }
+  if (v.kind == kWhole || v.kind == kFirst) count_taken(v.ordinal);
   v.r->pid.store(platform::current_pid(), std::memory_order_relaxed);
   v.r->tid.store(platform::current_tid(), std::memory_order_relaxed);
   v.r->state.store(kReading, std::memory_order_release);
@@ -174,10 +243,22 @@ void QueueObject::claim(uint64_t h, const View &v) noexcept {
   l_->consumer.head.store(h + v.bytes, std::memory_order_release);
 }
 
-void QueueObject::finish(Record *r) noexcept {
-  r->state.store(kDone, std::memory_order_seq_cst);
+void QueueObject::finish(const View &v) noexcept {
+  v.r->state.store(kDone, std::memory_order_seq_cst);
   advance_free();
-  wake(l_->not_full);
+  wake_producers(v.kind == kWhole || v.kind == kFirst ? v.ordinal : 0);
+}
+
+// Space was freed, and maybe an item taken (ordinal: the last taken): every put waiting for
+// bytes (any may fit now), and one waiting for the count if this take made the queue stop
+// being full. Were other slots free already, their puts were woken then, and each put wakes
+// one more while slots remain (put.cpp): one sleeper per free slot, not a wake-up per get.
+void QueueObject::wake_producers(uint64_t ordinal) noexcept {
+  Wait &w = l_->wait.slot;
+  if (ordinal && maxsize_ && w.sleepers.load(std::memory_order_seq_cst) != 0 &&
+      l_->producer.items_put.load(std::memory_order_seq_cst) - (ordinal - 1) >= maxsize_)
+    wake(w, 1);
+  wake(l_->wait.room, INT32_MAX);
 }
 
 // Pass over the record at head without delivering it (it is DONE from now on).
@@ -186,7 +267,7 @@ void QueueObject::skip(uint64_t h, const View &v, uint32_t from_state) noexcept 
   v.r->state.compare_exchange_strong(expected, kDone, std::memory_order_seq_cst);
   l_->consumer.head.store(h + v.bytes, std::memory_order_release);
   advance_free();
-  wake(l_->not_full);
+  wake_producers(v.kind == kWhole || v.kind == kFirst ? v.ordinal : 0);
 }
 
 // The item being reassembled will never be complete: drop it (it counts as abandoned).
@@ -199,10 +280,12 @@ void QueueObject::drop_stream(Stream *st, Sink &sink) noexcept {
 // The previous holder of the consumer lock died (we hold it now, MPX_EOWNERDEAD). If it had
 // marked the record at head without moving head past it, finish that record (its item is
 // lost, never delivered twice); if it had counted the item at head without marking it,
-// uncount it. The rest of a stream it was reading is skipped by later gets as orphan chunks.
+// uncount it (the item is delivered to the next get: the dead one never returned it). A
+// small item it took but did not free is still COMMITTED behind head: mark it DONE. The rest
+// of a stream it was reading is skipped by later gets as orphan chunks.
 Status QueueObject::repair_consumer() noexcept {
   const uint64_t h = l_->consumer.head.load(std::memory_order_acquire);
-  const uint64_t tail = l_->producer.tail.load(std::memory_order_seq_cst);
+  const uint64_t tail = l_->tail.tail.load(std::memory_order_seq_cst);
   if (h % kAlign != 0 || h > tail || tail - h > cap_ || !place_.header_ok()) return place_.corrupt();
   seen_tail_ = tail;
   if (h < tail) {
@@ -220,8 +303,37 @@ Status QueueObject::repair_consumer() noexcept {
       l_->consumer.items_got.store(got - 1, std::memory_order_release);
     }
   }
+  if (Status s = free_abandoned_small(); s != MPX_OK) return s;
   advance_free();
-  wake(l_->not_full);
+  wake(l_->wait.slot, 1);
+  wake(l_->wait.room, INT32_MAX);
+  return MPX_OK;
+}
+
+// Records behind head are READING or DONE, except a small item taken by a consumer that
+// died before moving free past it (consumer lock held: no other can be in that window, and
+// free cannot pass a COMMITTED record). Free may pass the DONE records we walk over, and
+// producers overwrite them; a record's state is written after its position, so a fresh
+// state read here always comes with a fresh position, which fails the check.
+Status QueueObject::free_abandoned_small() noexcept {
+  const uint64_t h = l_->consumer.head.load(std::memory_order_acquire);
+  uint64_t f = l_->free.free.load(std::memory_order_seq_cst);
+  while (f < h) {
+    View v;
+    const uint32_t state = peek_state(at(f));
+    if (!read_record(f, h, &v) || (state != kCommitted && state != kReading && state != kDone)) {
+      // Freed and overwritten meanwhile (readers finishing move free): start again from free.
+      const uint64_t now = l_->free.free.load(std::memory_order_seq_cst);
+      if (now == f) return place_.corrupt();
+      f = now;
+      continue;
+    }
+    if (state == kCommitted && v.kind != kPad) {
+      uint32_t expected = kCommitted;
+      v.r->state.compare_exchange_strong(expected, kDone, std::memory_order_seq_cst);
+    }
+    f += v.bytes;
+  }
   return MPX_OK;
 }
 

@@ -9,8 +9,10 @@
 //   [head, tail)  records put by producers, some still being copied in (WRITING)
 //
 // tail moves under the producer lock, head under the consumer lock, and free, the end of the
-// space producers may not overwrite yet, moves (by CAS) over records that are DONE. Payloads
-// are copied outside the locks, so a slow copy delays nobody but the records behind it.
+// space producers may not overwrite yet, moves (by CAS) over records that are DONE. Large
+// payloads are copied outside the locks, so a slow copy delays nobody but the records behind
+// it; small ones (up to kInlineBytes) are copied under the locks, which spares the record the
+// WRITING and READING states and the stores to it that they cost.
 //
 // Every record starts on a 64-byte boundary (no two records share a cache line, so the side
 // writing one never disturbs the side reading its neighbour) and never crosses the ring's end:
@@ -33,6 +35,8 @@ constexpr uint64_t kMaxCapacity = uint64_t(1) << 31;  // object sizes are 32-bit
 constexpr uint64_t kDefaultCapacity = uint64_t(1) << 20;
 constexpr uint64_t kAlign = 64;
 constexpr uint32_t kLayout = 1;
+// Items up to this size are copied in and out with the producer or consumer lock held.
+constexpr uint64_t kInlineBytes = 1024;
 
 // Record states: unlikely bit patterns, so that stray bytes rarely pass for one.
 enum : uint32_t {
@@ -72,9 +76,13 @@ static_assert(sizeof(ObjectHeader) + sizeof(Config) == 64);
 
 struct alignas(64) ProducerLine {
   LockBody lock;
-  std::atomic<uint64_t> tail;
   std::atomic<uint64_t> items_put;    // ordinal of the last item reserved
   std::atomic<uint64_t> open_stream;  // position of the FIRST of the item being streamed, or 0
+};
+
+// Alone on its line: consumers poll it, and must not slow the producer lock down.
+struct alignas(64) TailLine {
+  std::atomic<uint64_t> tail;
 };
 
 struct alignas(64) ConsumerLine {
@@ -89,9 +97,22 @@ struct alignas(64) FreeLine {
 
 // A futex word bumped by the side that may wake the other, and how many may sleep on it:
 // the waking side makes a system call only when sleepers is nonzero.
-struct alignas(64) WaitLine {
+struct Wait {
   std::atomic<uint32_t> seq;
   std::atomic<uint32_t> sleepers;
+};
+
+// Who sleeps on what. Gets and puts wait for an item or for space without holding their lock,
+// and one such sleeper is woken per item put or taken: of many waiting processes, only one
+// wakes to do the work. The lock holder reassembling a stream, and the one streaming, must get
+// every wake-up meant for them: they have lines of their own (chunk; room is woken whole, as
+// space freed may fit any of the waiting items). One line: a waker reads every count at once.
+struct alignas(64) WaitLines {
+  Wait not_empty;  // gets: an item was put (one woken)
+  Wait chunk;      // the get reassembling a stream: a chunk came, or the stream was aborted
+  Wait slot;       // puts: the item count dropped below maxsize (one woken)
+  Wait room;       // puts, and the one streaming: space was freed (all woken)
+  Wait joined;     // JoinableQueue: nothing is unfinished (all woken)
 };
 
 struct alignas(64) StatusLine {
@@ -104,11 +125,10 @@ struct alignas(64) StatusLine {
 
 struct alignas(64) Lines {
   ProducerLine producer;
+  TailLine tail;
   ConsumerLine consumer;
   FreeLine free;
-  WaitLine not_empty;  // producers bump it after a commit, consumers sleep on it
-  WaitLine not_full;   // consumers bump it after freeing space, producers sleep on it
-  WaitLine joined;     // JoinableQueue: bumped when nothing is unfinished
+  WaitLines wait;
   StatusLine status;
 };
 

@@ -7,16 +7,19 @@
 namespace mpx {
 
 namespace queue {
-// A wake-up costs ~20 us here and a spin round well under 0.1 us: poll this many rounds
-// (a few microseconds) before sleeping.
-constexpr int kSpinRounds = 2000;
+// A wake-up costs ~20 us here and a spin round (pause: ~20 ns) well under 0.1 us: poll for
+// ~10 us before sleeping.
+constexpr int kSpinRounds = 500;
+// A sleeper looks again at least this often, even unwoken: shared state scribbled over while
+// it sleeps is reported (MPX_ECORRUPT) instead of slept through.
+constexpr int64_t kRecheckNs = 200'000'000;
 }  // namespace queue
 
 // One round of waiting until ready() or `until`: the first round spins, later ones sleep.
 // The sleeper announces itself before its last look at ready(), and the waking side looks at
 // sleepers after making its change (both seq_cst), so a wake-up cannot fall in between.
 template <typename Ready>
-void QueueObject::pause(queue::WaitLine &line, int *round, platform::Deadline until, Ready &&ready) noexcept {
+void QueueObject::pause(queue::Wait &line, int *round, platform::Deadline until, Ready &&ready) noexcept {
   if ((*round)++ == 0) {
     for (int i = 0; i < queue::kSpinRounds; ++i) {
       if (ready()) return;
@@ -24,9 +27,26 @@ void QueueObject::pause(queue::WaitLine &line, int *round, platform::Deadline un
     }
     return;
   }
+  // Counted as a sleeper, we cost every waker a system call: look once more before.
+  if (ready()) return;
+  sleep(line, until, ready, [] {});
+}
+
+// Announce a sleep, look at ready() a last time, unlock(), and sleep unless ready. With a
+// lock to release, ready() may look at what the lock protects (a record at head, which
+// must not be read once another get may take it, free it, and a put overwrite it).
+template <typename Ready, typename Unlock>
+void QueueObject::sleep(queue::Wait &line, platform::Deadline until, Ready &&ready, Unlock &&unlock) noexcept {
   line.sleepers.fetch_add(1, std::memory_order_seq_cst);
   const uint32_t seq = line.seq.load(std::memory_order_seq_cst);
-  if (!ready() && !closing()) platform::wait_on(&line.seq, seq, until);
+  const bool go = ready() || closing();
+  unlock();
+  if (!go) {
+    const platform::Deadline recheck = platform::monotonic_ns() + queue::kRecheckNs;
+    // Woken: the waker took us off the count (see wake()), so that while we wait for a CPU,
+    // later wakers do not make system calls for a sleeper that is no longer there.
+    if (platform::wait_on(&line.seq, seq, until < recheck ? until : recheck) == platform::WaitResult::woken) return;
+  }
   line.sleepers.fetch_sub(1, std::memory_order_seq_cst);
 }
 

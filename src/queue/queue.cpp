@@ -58,7 +58,7 @@ Status QueueObject::create(const Options &o, QueueObject *out) {
   c->layout = kLayout;
   // Positions start one lap in: zeroed memory never looks like a record written for one.
   auto *l = reinterpret_cast<Lines *>(p.body<uint8_t>() + kLinesOffset);
-  l->producer.tail.store(cap, std::memory_order_relaxed);
+  l->tail.tail.store(cap, std::memory_order_relaxed);
   l->consumer.head.store(cap, std::memory_order_relaxed);
   l->free.free.store(cap, std::memory_order_relaxed);
   p.publish();
@@ -91,7 +91,7 @@ Status QueueObject::open(Placement place, QueueObject *out) {
   out->place_ = std::move(place);
   if (Status s = out->check_indices(); s != MPX_OK) return s;
   out->seen_free_ = out->l_->free.free.load(std::memory_order_acquire);
-  out->seen_tail_ = out->l_->producer.tail.load(std::memory_order_acquire);
+  out->seen_tail_ = out->l_->tail.tail.load(std::memory_order_acquire);
   out->seen_got_ = out->l_->consumer.items_got.load(std::memory_order_acquire);
   return MPX_OK;
 }
@@ -99,10 +99,10 @@ Status QueueObject::open(Placement place, QueueObject *out) {
 Status QueueObject::check_indices() const noexcept {
   // Read so that concurrent progress cannot fake a violation: tail before free (tail <=
   // free + capacity), free before head (free <= head), head before tail again.
-  const uint64_t t1 = l_->producer.tail.load(std::memory_order_acquire);
+  const uint64_t t1 = l_->tail.tail.load(std::memory_order_acquire);
   const uint64_t f = l_->free.free.load(std::memory_order_acquire);
   const uint64_t h = l_->consumer.head.load(std::memory_order_acquire);
-  const uint64_t t2 = l_->producer.tail.load(std::memory_order_acquire);
+  const uint64_t t2 = l_->tail.tail.load(std::memory_order_acquire);
   const uint64_t got = l_->consumer.items_got.load(std::memory_order_acquire);
   const uint64_t put = l_->producer.items_put.load(std::memory_order_acquire);
   const uint32_t closed = l_->status.closed.load(std::memory_order_relaxed);
@@ -111,6 +111,8 @@ Status QueueObject::check_indices() const noexcept {
     return place_.corrupt();
   return MPX_OK;
 }
+
+uint32_t QueueObject::peek_state(const Record *r) noexcept { return r->state.load(std::memory_order_seq_cst); }
 
 bool QueueObject::read_record(uint64_t pos, uint64_t limit, View *v) const noexcept {
   Record *r = at(pos);
@@ -144,6 +146,7 @@ bool QueueObject::read_record(uint64_t pos, uint64_t limit, View *v) const noexc
 
 Status QueueObject::closed_error(const char *what) const noexcept {
   if (closing()) return fail(MPX_ECLOSED, "queue handle was destroyed while {}", what);
+  if (l_->status.closed.load(std::memory_order_relaxed) > 1) return place_.corrupt();  // not a flag
   return fail(MPX_ECLOSED, "queue is closed ({})", what);
 }
 
@@ -164,17 +167,19 @@ Status QueueObject::lock(SharedLock &lk, const Timeout &t, bool producer) noexce
   return s;
 }
 
-void QueueObject::wake(WaitLine &line) noexcept {
-  if (line.sleepers.load(std::memory_order_seq_cst) != 0) {
-    line.seq.fetch_add(1, std::memory_order_seq_cst);
-    platform::wake(&line.seq, INT32_MAX);
+// The sleepers count holds those who announced a sleep and were not woken yet: the waker
+// takes off the count those it wakes (pause() does not, then).
+void QueueObject::wake(Wait &w, int n, bool always) noexcept {
+  if (always || w.sleepers.load(std::memory_order_seq_cst) != 0) {
+    w.seq.fetch_add(1, std::memory_order_seq_cst);
+    if (const int woken = platform::wake(&w.seq, n); woken > 0)
+      w.sleepers.fetch_sub(uint32_t(woken), std::memory_order_seq_cst);
   }
 }
 
 void QueueObject::wake_waiters() noexcept {
-  platform::wake(&l_->not_empty.seq, INT32_MAX);
-  platform::wake(&l_->not_full.seq, INT32_MAX);
-  platform::wake(&l_->joined.seq, INT32_MAX);
+  for (Wait *w : {&l_->wait.not_empty, &l_->wait.chunk, &l_->wait.slot, &l_->wait.room, &l_->wait.joined})
+    wake(*w, INT32_MAX, true);
   plock_.wake_all();
   clock_.wake_all();
 }
@@ -193,7 +198,7 @@ void QueueObject::advance_free() noexcept {
     if (f >= h) return;
     Record *r = at(f);
     View v;
-    const uint32_t state = r->state.load(std::memory_order_seq_cst);
+    const uint32_t state = peek_state(r);
     if (state != kDone || !read_record(f, h, &v)) {
       // Not finished yet, or we read a record that someone already freed and a producer is
       // overwriting: look again only if free has moved.
@@ -220,10 +225,8 @@ Status QueueObject::close() noexcept {
   const uint32_t was = l_->status.closed.exchange(1, std::memory_order_seq_cst);
   if (was > 1) return place_.corrupt();
   if (was == 0) {
-    for (WaitLine *w : {&l_->not_empty, &l_->not_full, &l_->joined}) {
-      w->seq.fetch_add(1, std::memory_order_seq_cst);
-      platform::wake(&w->seq, INT32_MAX);
-    }
+    for (Wait *w : {&l_->wait.not_empty, &l_->wait.chunk, &l_->wait.slot, &l_->wait.room, &l_->wait.joined})
+      wake(*w, INT32_MAX, true);
   }
   return MPX_OK;
 }
@@ -260,7 +263,7 @@ void QueueObject::count_abandoned() noexcept {
 
 void QueueObject::wake_join_if_done() noexcept {
   uint64_t n = 0;
-  if (unfinished(&n) == MPX_OK && n == 0) wake(l_->joined);
+  if (unfinished(&n) == MPX_OK && n == 0) wake(l_->wait.joined, INT32_MAX);
 }
 
 Status QueueObject::task_done() noexcept {
@@ -289,7 +292,7 @@ Status QueueObject::join(int64_t timeout_ms) noexcept {
     if (closing() || closed_now()) return closed_error("joining");
     if (t.expired(platform::monotonic_ns()))
       return fail(MPX_ETIMEDOUT, "queue join timed out after {} ms with {} items unfinished", timeout_ms, n);
-    pause(l_->joined, &round, t.deadline(), [&] {
+    pause(l_->wait.joined, &round, t.deadline(), [&] {
       uint64_t m = 1;
       return unfinished(&m) != MPX_OK || m == 0 || closed_now();
     });

@@ -4,8 +4,9 @@
 // write the record's header and move tail; then copy the payload in with no lock held and
 // commit. get: under the consumer lock, wait for the record at head to be committed, mark
 // it READING and move head; then copy the payload out with no lock held, mark it DONE and
-// move free over every DONE record. Items too large for one record are streamed in chunks
-// by a producer holding its lock throughout, to a consumer holding its lock throughout.
+// move free over every DONE record. Small items are copied with the locks held instead (no
+// WRITING or READING state). Items too large for one record are streamed in chunks by a
+// producer holding its lock throughout, to a consumer holding its lock throughout.
 //
 // Crashes: a record WRITING whose writer is dead is skipped, never delivered; a record
 // READING whose reader is dead is freed, never delivered twice; a lock whose holder died
@@ -22,6 +23,16 @@
 #include "queue/layout.hpp"
 #include "shm/object.hpp"
 #include "sync/lock.hpp"
+
+// Reads of a record that another get may be freeing, and a put overwriting, at that moment
+// (advance_free looks at records behind head without a lock): every value read is checked,
+// and the read discarded when free has moved meanwhile. ThreadSanitizer cannot know that the
+// race is benign, so it does not watch these reads.
+#if defined(__SANITIZE_THREAD__)
+#define MPX_TSAN_BENIGN __attribute__((no_sanitize("thread")))
+#else
+#define MPX_TSAN_BENIGN
+#endif
 
 namespace mpx {
 
@@ -149,23 +160,29 @@ class QueueObject final : public Object {
   uint64_t record_bytes(uint32_t kind, uint64_t length) const {
     return kind == queue::kPad ? length : queue::align_up(queue::kRecordHeader + (kind == queue::kFirst ? chunk_ : length));
   }
-  bool read_record(uint64_t pos, uint64_t limit, View *v) const noexcept;
+  MPX_TSAN_BENIGN bool read_record(uint64_t pos, uint64_t limit, View *v) const noexcept;
+  MPX_TSAN_BENIGN static uint32_t peek_state(const queue::Record *r) noexcept;
   Status check_indices() const noexcept;
   bool closed_now() const noexcept { return l_->status.closed.load(std::memory_order_seq_cst) != 0; }
   Status closed_error(const char *what) const noexcept;
   Status lock(SharedLock &lock, const queue::Timeout &t, bool producer) noexcept;
-  void wake(queue::WaitLine &line) noexcept;
+  void wake(queue::Wait &w, int n, bool always = false) noexcept;
+  void wake_producers(uint64_t ordinal) noexcept;
+  void more_slots() noexcept;
   template <typename Ready>
-  void pause(queue::WaitLine &line, int *round, platform::Deadline until, Ready &&ready) noexcept;
+  void pause(queue::Wait &w, int *round, platform::Deadline until, Ready &&ready) noexcept;
+  template <typename Ready, typename Unlock>
+  void sleep(queue::Wait &w, platform::Deadline until, Ready &&ready, Unlock &&unlock) noexcept;
   void advance_free() noexcept;
   void count_abandoned() noexcept;
   void wake_join_if_done() noexcept;
   static bool owner_alive(uint32_t pid, uint32_t tid) noexcept;
 
   // put.cpp
-  Status reserve(uint32_t kind, uint64_t length, const queue::Timeout &t, queue::Record **out) noexcept;
-  void write_header(uint64_t tail, uint32_t kind, uint64_t length, queue::Record **out) noexcept;
-  void commit(queue::Record *r) noexcept;
+  Status reserve(uint32_t kind, uint64_t length, const uint8_t *data, const queue::Timeout &t, queue::Record **out,
+                 uint64_t *start, bool *held) noexcept;
+  void write_header(uint64_t tail, uint32_t kind, uint64_t length, const uint8_t *data, queue::Record **out) noexcept;
+  void published(uint64_t start) noexcept;
   Status put_stream(const uint8_t *data, uint64_t len, const queue::Timeout &t) noexcept;
   void abort_stream() noexcept;
   Status recover_reader() noexcept;
@@ -173,11 +190,15 @@ class QueueObject final : public Object {
 
   // get.cpp
   Status take(queue::Sink &sink, uint64_t *len, const queue::Timeout &t) noexcept;
+  Status take_small(uint64_t head, const View &v, queue::Sink &sink, uint64_t *len) noexcept;
+  void count_taken(uint64_t ordinal) noexcept;
   void claim(uint64_t head, const View &v) noexcept;
-  void finish(queue::Record *r) noexcept;
+  void finish(const View &v) noexcept;
+  void taken() noexcept;
   void skip(uint64_t head, const View &v, uint32_t from_state) noexcept;
   void drop_stream(Stream *st, queue::Sink &sink) noexcept;
   Status repair_consumer() noexcept;
+  Status free_abandoned_small() noexcept;
 
   Placement place_;
   queue::Lines *l_ = nullptr;

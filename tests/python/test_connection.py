@@ -228,8 +228,8 @@ class PipeBasics(TestCase):
         with self.assertTakes(0, 0.05):
             self.assertFalse(b.poll(-1))
         timer = threading.Timer(0.2, a.send, (1,))
-        timer.start()
         with self.assertTakes(0.2, 1):
+            timer.start()   # timed from before the timer starts
             self.assertTrue(b.poll(None))
         timer.join()
 
@@ -325,8 +325,8 @@ class PipeBasics(TestCase):
         self.addCleanup(signal.signal, signal.SIGUSR1, old)
         main = threading.get_ident()
         timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGUSR1))
-        timer.start()
         with self.assertTakes(0.2, 0.6):
+            timer.start()
             with self.assertRaises(Interrupted):
                 b.recv()
         timer.join()
@@ -471,8 +471,8 @@ class Wait(TestCase):
         a, b = mpx.Pipe()
         c, d = mpx.Pipe()
         timer = threading.Timer(0.15, c.send, ("x",))
-        timer.start()
         with self.assertTakes(0.15, 1):
+            timer.start()
             self.assertEqual(wait([b, d], 5), [d])
         timer.join()
         a.close()

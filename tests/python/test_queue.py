@@ -146,8 +146,8 @@ class QueueBasics(TestCase):
         q = mpx.Queue(1)
         q.put("first")
         timer = threading.Timer(0.2, q.get)
-        timer.start()
         with self.assertTakes(0.2, 1):
+            timer.start()   # timed from before the timer starts
             q.put("second")
         timer.join()
         self.assertEqual(q.get(timeout=1), "second")
@@ -155,13 +155,13 @@ class QueueBasics(TestCase):
     def test_a_blocked_get_returns_an_item_put_later(self):
         q = mpx.Queue()
         timer = threading.Timer(0.2, q.put, ("late",))
-        timer.start()
         with self.assertTakes(0.2, 1):
+            timer.start()
             self.assertEqual(q.get(), "late")
         timer.join()
         timer = threading.Timer(0.2, q.put, ("timed",))
-        timer.start()
         with self.assertTakes(0.2, 1):
+            timer.start()
             self.assertEqual(q.get(timeout=5), "timed")
         timer.join()
 
@@ -304,8 +304,8 @@ class QueueBasics(TestCase):
         main = threading.get_ident()
         for get in (q.get, lambda: q.get(timeout=30), mpx.SimpleQueue().get):
             timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGUSR1))
-            timer.start()
             with self.assertTakes(0.2, 0.6):
+                timer.start()
                 with self.assertRaises(Interrupted):
                     get()
             timer.join()
@@ -397,8 +397,8 @@ class JoinableQueueBasics(TestCase):
         self.assertEqual(q.get(), 1)
         q.task_done()
         timer = threading.Timer(0.2, lambda: (q.get(), q.task_done()))
-        timer.start()
         with self.assertTakes(0.2, 1):
+            timer.start()
             q.join()
         timer.join()
         with self.assertRaisesRegex(ValueError, r"task_done\(\) called too many times"):

@@ -197,6 +197,70 @@ int with_started(const std::function<int(mpx_process *)> &fn) {
   return rc;
 }
 
+// ---- connections and queues -----------------------------------------------------------------
+
+using ConnPtr = std::unique_ptr<mpx_conn, mpxt::Destroyer<mpx_conn, mpx_conn_destroy>>;
+using QueuePtr = std::unique_ptr<mpx_queue, mpxt::Destroyer<mpx_queue, mpx_queue_destroy>>;
+
+// One end of a duplex pair whose other end is closed (the calls made on it here never get
+// as far as reading).
+mpx_conn *make_conn() {
+  mpx_conn *a = nullptr, *b = nullptr;
+  int rc = mpx_pipe(1, nullptr, &a, &b);
+  EXPECT_EQ(rc, MPX_OK) << mpxt::code_str(rc) << ": " << mpx_last_error_message();
+  mpx_conn_destroy(b);
+  return a;
+}
+
+mpx_queue *make_queue(uint32_t flags = 0) {
+  mpx_queue_options o;
+  mpx_queue_options_init(&o, sizeof o);
+  o.flags = flags;
+  mpx_queue *q = nullptr;
+  int rc = mpx_queue_create(&q, &o);
+  EXPECT_EQ(rc, MPX_OK) << mpxt::code_str(rc) << ": " << mpx_last_error_message();
+  return q;
+}
+
+std::vector<Op> conn_ops() {
+  return {
+      {"mpx_conn_detach", [](void *h) { int fd = -1; return mpx_conn_detach(as<mpx_conn>(h), &fd); }},
+      {"mpx_conn_fileno", [](void *h) { int fd = -1; return mpx_conn_fileno(as<mpx_conn>(h), &fd); }},
+      {"mpx_conn_flags", [](void *h) { uint32_t f = 0; return mpx_conn_flags(as<mpx_conn>(h), &f); }},
+      {"mpx_conn_max_message", [](void *h) { uint64_t n = 0; return mpx_conn_max_message(as<mpx_conn>(h), &n); }},
+      {"mpx_conn_send", [](void *h) { return mpx_conn_send(as<mpx_conn>(h), "x", 1); }},
+      {"mpx_conn_recv", [](void *h) { void *d = nullptr; size_t n = 0; return mpx_conn_recv(as<mpx_conn>(h), 0, &d, &n, 0); }},
+      {"mpx_conn_recv_into", [](void *h) { char b[8]; size_t n = 0; return mpx_conn_recv_into(as<mpx_conn>(h), b, sizeof b, &n, 0); }},
+      {"mpx_conn_poll", [](void *h) { return mpx_conn_poll(as<mpx_conn>(h), 0); }},
+      {"mpx_conn_send_fds", [](void *h) { int fd = 0; return mpx_conn_send_fds(as<mpx_conn>(h), &fd, 1); }},
+      {"mpx_conn_recv_fds", [](void *h) { int fds[4]; size_t n = 4; return mpx_conn_recv_fds(as<mpx_conn>(h), fds, &n, 0); }},
+      {"mpx_conn_send_conn", [](void *h) { ConnPtr other(make_conn()); return mpx_conn_send_conn(as<mpx_conn>(h), other.get()); }},
+      {"mpx_conn_recv_conn", [](void *h) { mpx_conn *c = nullptr; return mpx_conn_recv_conn(as<mpx_conn>(h), &c, 0); }},
+      {"mpx_conn_send_segment", [](void *h) { auto s = mpxt::make_segment(4096); return mpx_conn_send_segment(as<mpx_conn>(h), s.get()); }},
+      {"mpx_conn_recv_segment", [](void *h) { mpx_segment *s = nullptr; return mpx_conn_recv_segment(as<mpx_conn>(h), &s, 0); }},
+      {"mpx_wait", [](void *h) { mpx_wait_object o{MPX_WAIT_CONN, -1, h, 0}; return mpx_wait(&o, 1, 0, nullptr); }},
+  };
+}
+
+std::vector<Op> queue_ops() {
+  return {
+      {"mpx_queue_token", [](void *h) { char b[MPX_TOKEN_MAX]; size_t n = sizeof b; return mpx_queue_token(as<mpx_queue>(h), b, &n); }},
+      {"mpx_queue_put", [](void *h) { return mpx_queue_put(as<mpx_queue>(h), "x", 1, 0); }},
+      {"mpx_queue_get", [](void *h) { void *d = nullptr; size_t n = 0; return mpx_queue_get(as<mpx_queue>(h), &d, &n, 0); }},
+      {"mpx_queue_get_into", [](void *h) { char b[8]; size_t n = 0; return mpx_queue_get_into(as<mpx_queue>(h), b, sizeof b, &n, 0); }},
+      {"mpx_queue_qsize", [](void *h) { size_t n = 0; return mpx_queue_qsize(as<mpx_queue>(h), &n); }},
+      {"mpx_queue_empty", [](void *h) { int v = 0; return mpx_queue_empty(as<mpx_queue>(h), &v); }},
+      {"mpx_queue_full", [](void *h) { int v = 0; return mpx_queue_full(as<mpx_queue>(h), &v); }},
+      {"mpx_queue_maxsize", [](void *h) { uint64_t v = 0; return mpx_queue_maxsize(as<mpx_queue>(h), &v); }},
+      {"mpx_queue_capacity", [](void *h) { uint64_t v = 0; return mpx_queue_capacity(as<mpx_queue>(h), &v); }},
+      {"mpx_queue_close", [](void *h) { return mpx_queue_close(as<mpx_queue>(h)); }},
+      {"mpx_queue_closed", [](void *h) { int v = 0; return mpx_queue_closed(as<mpx_queue>(h), &v); }},
+      {"mpx_queue_task_done", [](void *h) { return mpx_queue_task_done(as<mpx_queue>(h)); }},
+      {"mpx_queue_join", [](void *h) { return mpx_queue_join(as<mpx_queue>(h), 0); }},
+      {"mpx_queue_unfinished", [](void *h) { uint64_t v = 0; return mpx_queue_unfinished(as<mpx_queue>(h), &v); }},
+  };
+}
+
 // One handle type: its operations, how to destroy one, and how to make a valid one.
 struct Kind {
   const char *name;
@@ -225,6 +289,10 @@ std::vector<Kind> kinds() {
        [] { return static_cast<void *>(mpxt::make_array('i', 4).release()); }},
       {"process", process_ops(), {"mpx_process_destroy", [](void *h) { return mpx_process_destroy(as<mpx_process>(h)); }},
        [] { return static_cast<void *>(make_process()); }},
+      {"connection", conn_ops(), {"mpx_conn_destroy", [](void *h) { return mpx_conn_destroy(as<mpx_conn>(h)); }},
+       [] { return static_cast<void *>(make_conn()); }},
+      {"queue", queue_ops(), {"mpx_queue_destroy", [](void *h) { return mpx_queue_destroy(as<mpx_queue>(h)); }},
+       [] { return static_cast<void *>(make_queue(MPX_QUEUE_JOINABLE)); }},
   };
 }
 
@@ -387,6 +455,52 @@ std::vector<NullCall> null_out_calls() {
   add("mpx_authkey", "NULL buf, len>0", [] { size_t n = MPX_AUTHKEY_SIZE; return mpx_authkey(nullptr, &n); });
   add("mpx_authkey", "NULL len", [] { uint8_t k[MPX_AUTHKEY_SIZE]; return mpx_authkey(k, nullptr); });
   add("mpx_set_authkey", "NULL key, len>0", [] { return mpx_set_authkey(nullptr, 16); });
+  // connection
+  add("mpx_conn_options_init", "NULL opts", [] { return mpx_conn_options_init(nullptr, sizeof(mpx_conn_options)); });
+  add("mpx_pipe", "NULL a", [] { mpx_conn *b = nullptr; return mpx_pipe(1, nullptr, nullptr, &b); });
+  add("mpx_pipe", "NULL b", [] { mpx_conn *a = nullptr; return mpx_pipe(0, nullptr, &a, nullptr); });
+  add("mpx_conn_from_fd", "NULL out", [] { return mpx_conn_from_fd(dup(0), MPX_CONN_READABLE, nullptr, nullptr); });
+  add("mpx_conn_detach", "NULL out", [] { ConnPtr c(make_conn()); return mpx_conn_detach(c.get(), nullptr); });
+  add("mpx_conn_fileno", "NULL out", [] { ConnPtr c(make_conn()); return mpx_conn_fileno(c.get(), nullptr); });
+  add("mpx_conn_flags", "NULL out", [] { ConnPtr c(make_conn()); return mpx_conn_flags(c.get(), nullptr); });
+  add("mpx_conn_max_message", "NULL out", [] { ConnPtr c(make_conn()); return mpx_conn_max_message(c.get(), nullptr); });
+  add("mpx_conn_send", "NULL data, len>0", [] { ConnPtr c(make_conn()); return mpx_conn_send(c.get(), nullptr, 4); });
+  add("mpx_conn_recv", "NULL data", [] { ConnPtr c(make_conn()); size_t n = 0; return mpx_conn_recv(c.get(), 0, nullptr, &n, 0); });
+  add("mpx_conn_recv", "NULL len", [] { ConnPtr c(make_conn()); void *d = nullptr; return mpx_conn_recv(c.get(), 0, &d, nullptr, 0); });
+  add("mpx_conn_recv_into", "NULL buf, cap>0", [] { ConnPtr c(make_conn()); size_t n = 0; return mpx_conn_recv_into(c.get(), nullptr, 8, &n, 0); });
+  add("mpx_conn_recv_into", "NULL len", [] { ConnPtr c(make_conn()); char b[8]; return mpx_conn_recv_into(c.get(), b, sizeof b, nullptr, 0); });
+  add("mpx_conn_send_fds", "NULL fds", [] { ConnPtr c(make_conn()); return mpx_conn_send_fds(c.get(), nullptr, 1); });
+  add("mpx_conn_recv_fds", "NULL fds, count>0", [] { ConnPtr c(make_conn()); size_t n = 4; return mpx_conn_recv_fds(c.get(), nullptr, &n, 0); });
+  add("mpx_conn_recv_fds", "NULL count", [] { ConnPtr c(make_conn()); int fds[4]; return mpx_conn_recv_fds(c.get(), fds, nullptr, 0); });
+  add("mpx_conn_send_conn", "NULL other", [] { ConnPtr c(make_conn()); return mpx_conn_send_conn(c.get(), nullptr); });
+  add("mpx_conn_recv_conn", "NULL out", [] { ConnPtr c(make_conn()); return mpx_conn_recv_conn(c.get(), nullptr, 0); });
+  add("mpx_conn_send_segment", "NULL segment", [] { ConnPtr c(make_conn()); return mpx_conn_send_segment(c.get(), nullptr); });
+  add("mpx_conn_recv_segment", "NULL out", [] { ConnPtr c(make_conn()); return mpx_conn_recv_segment(c.get(), nullptr, 0); });
+  add("mpx_wait", "NULL objects, count>0", [] { return mpx_wait(nullptr, 2, 0, nullptr); });
+  add("mpx_wait", "NULL handle in an object", [] { mpx_wait_object o{MPX_WAIT_CONN, -1, nullptr, 0}; return mpx_wait(&o, 1, 0, nullptr); });
+  // queue
+  add("mpx_queue_options_init", "NULL opts", [] { return mpx_queue_options_init(nullptr, sizeof(mpx_queue_options)); });
+  add("mpx_queue_create", "NULL out", [] { return mpx_queue_create(nullptr, nullptr); });
+  add("mpx_queue_attach", "NULL out", [] {
+    QueuePtr q(make_queue());
+    auto t = mpxt::token_of(mpx_queue_token, q.get());
+    return mpx_queue_attach(nullptr, t.c_str());
+  });
+  add("mpx_queue_attach", "NULL token", [] { mpx_queue *q = nullptr; return mpx_queue_attach(&q, nullptr); });
+  add("mpx_queue_token", "NULL buf, len>0", [] { QueuePtr q(make_queue()); size_t n = MPX_TOKEN_MAX; return mpx_queue_token(q.get(), nullptr, &n); });
+  add("mpx_queue_token", "NULL len", [] { QueuePtr q(make_queue()); return mpx_queue_token(q.get(), token_buf, nullptr); });
+  add("mpx_queue_put", "NULL data, len>0", [] { QueuePtr q(make_queue()); return mpx_queue_put(q.get(), nullptr, 4, 0); });
+  add("mpx_queue_get", "NULL data", [] { QueuePtr q(make_queue()); size_t n = 0; return mpx_queue_get(q.get(), nullptr, &n, 0); });
+  add("mpx_queue_get", "NULL len", [] { QueuePtr q(make_queue()); void *d = nullptr; return mpx_queue_get(q.get(), &d, nullptr, 0); });
+  add("mpx_queue_get_into", "NULL buf, cap>0", [] { QueuePtr q(make_queue()); size_t n = 0; return mpx_queue_get_into(q.get(), nullptr, 8, &n, 0); });
+  add("mpx_queue_get_into", "NULL len", [] { QueuePtr q(make_queue()); char b[8]; return mpx_queue_get_into(q.get(), b, sizeof b, nullptr, 0); });
+  add("mpx_queue_qsize", "NULL out", [] { QueuePtr q(make_queue()); return mpx_queue_qsize(q.get(), nullptr); });
+  add("mpx_queue_empty", "NULL out", [] { QueuePtr q(make_queue()); return mpx_queue_empty(q.get(), nullptr); });
+  add("mpx_queue_full", "NULL out", [] { QueuePtr q(make_queue()); return mpx_queue_full(q.get(), nullptr); });
+  add("mpx_queue_maxsize", "NULL out", [] { QueuePtr q(make_queue()); return mpx_queue_maxsize(q.get(), nullptr); });
+  add("mpx_queue_capacity", "NULL out", [] { QueuePtr q(make_queue()); return mpx_queue_capacity(q.get(), nullptr); });
+  add("mpx_queue_closed", "NULL out", [] { QueuePtr q(make_queue()); return mpx_queue_closed(q.get(), nullptr); });
+  add("mpx_queue_unfinished", "NULL out", [] { QueuePtr q(make_queue(MPX_QUEUE_JOINABLE)); return mpx_queue_unfinished(q.get(), nullptr); });
   return v;
 }
 
@@ -670,6 +784,8 @@ TEST(CapiSizes, OptionsInitRejectsWrongStructSize) {
   check_options_init(mpx_semaphore_options_init, "mpx_semaphore_options_init");
   check_options_init(mpx_array_options_init, "mpx_array_options_init");
   check_options_init(mpx_process_options_init, "mpx_process_options_init");
+  check_options_init(mpx_conn_options_init, "mpx_conn_options_init");
+  check_options_init(mpx_queue_options_init, "mpx_queue_options_init");
 }
 
 TEST(CapiSizes, OptionsWithAWrongSizeFieldAreEinval) {
@@ -719,6 +835,23 @@ TEST(CapiSizes, OptionsWithAWrongSizeFieldAreEinval) {
       EXPECT_NE(mpx_process_adopt(&a, getpid(), &o), MPX_OK);
       mpx_process_destroy(p);
       mpx_process_destroy(a);
+    }
+    {
+      mpx_conn_options o;
+      mpx_conn_options_init(&o, sizeof o);
+      o.size = bad;
+      mpx_conn *a = nullptr, *b = nullptr;
+      EXPECT_MPX(MPX_EINVAL, mpx_pipe(1, &o, &a, &b));
+      EXPECT_EQ(a, nullptr);
+      EXPECT_EQ(b, nullptr);
+    }
+    {
+      mpx_queue_options o;
+      mpx_queue_options_init(&o, sizeof o);
+      o.size = bad;
+      mpx_queue *q = nullptr;
+      EXPECT_MPX(MPX_EINVAL, mpx_queue_create(&q, &o));
+      EXPECT_EQ(q, nullptr);
     }
   }
 }

@@ -425,3 +425,223 @@ TEST(QueueHandle, UseAfterDestroyIsEbadhandle) {
   EXPECT_MPX(MPX_EBADHANDLE, mpx_queue_close(reinterpret_cast<mpx_queue *>(l.get())));
   EXPECT_MPX(MPX_EBADHANDLE, mpx_queue_close(reinterpret_cast<mpx_queue *>(uintptr_t(0x123456789))));
 }
+
+// ---- JoinableQueue ------------------------------------------------------------------------
+
+TEST(QueueJoinable, TaskDoneAndJoinCountEveryItemPut) {
+  auto q = make_queue({0, 0, 0, true});
+  uint64_t n = 99;
+  EXPECT_MPX_OK(mpx_queue_unfinished(q.get(), &n));
+  EXPECT_EQ(n, 0u);
+  EXPECT_MPX_OK(mpx_queue_join(q.get(), 0)) << "nothing put: join returns at once";
+  EXPECT_MPX(MPX_EOVERFLOW, mpx_queue_task_done(q.get()));
+  for (int i = 0; i < 3; ++i) ASSERT_MPX_OK(mpxt::put_str(q.get(), "job"));
+  EXPECT_MPX_OK(mpx_queue_unfinished(q.get(), &n));
+  EXPECT_EQ(n, 3u);
+  EXPECT_MPX(MPX_ETIMEDOUT, mpx_queue_join(q.get(), 0));
+  EXPECT_TRUE(mpxt::TimesOutWithin(100, [&] { return mpx_queue_join(q.get(), 100); }));
+  for (int i = 0; i < 3; ++i) mpxt::get_str(q.get(), 0);
+  EXPECT_MPX_OK(mpx_queue_unfinished(q.get(), &n));
+  EXPECT_EQ(n, 3u) << "taken is not done";
+  EXPECT_MPX_OK(mpx_queue_task_done(q.get()));
+  EXPECT_MPX_OK(mpx_queue_task_done(q.get()));
+  EXPECT_MPX(MPX_ETIMEDOUT, mpx_queue_join(q.get(), 0));
+  EXPECT_MPX_OK(mpx_queue_task_done(q.get()));
+  EXPECT_MPX_OK(mpx_queue_join(q.get(), 0));
+  EXPECT_MPX(MPX_EOVERFLOW, mpx_queue_task_done(q.get())) << "called more times than items were put";
+  EXPECT_MPX_OK(mpx_queue_unfinished(q.get(), &n));
+  EXPECT_EQ(n, 0u);
+}
+
+TEST(QueueJoinable, JoinWakesWhenWorkersInOtherProcessesFinish) {
+  auto q = make_queue({0, 0, 0, true});
+  mpxt::Shared<std::atomic<int>> processed(0);
+  std::vector<mpxt::Child> workers;
+  for (int w = 0; w < 3; ++w)
+    workers.push_back(mpxt::Child::fork([&] {
+      for (;;) {
+        int rc;
+        mpxt::get_str(q.get(), 5000, &rc);
+        if (rc == MPX_ECLOSED) return 0;
+        CHILD_MPX_OK(rc);
+        processed->fetch_add(1);
+        CHILD_MPX_OK(mpx_queue_task_done(q.get()));
+      }
+    }));
+  for (int i = 0; i < 300; ++i) ASSERT_MPX_OK(mpxt::put_str(q.get(), "job " + std::to_string(i)));
+  EXPECT_MPX_OK(mpx_queue_join(q.get(), 10000));
+  EXPECT_EQ(processed->load(), 300);
+  ASSERT_MPX_OK(mpx_queue_close(q.get()));
+  for (auto &w : workers) EXPECT_TRUE(w.wait().ok());
+}
+
+TEST(QueueJoinable, JoinOnAClosedQueueWithUnfinishedItemsIsEclosed) {
+  auto q = make_queue({0, 0, 0, true});
+  ASSERT_MPX_OK(mpxt::put_str(q.get(), "job"));
+  std::atomic<int> rc{INT32_MIN};
+  std::thread joiner([&] { rc = mpx_queue_join(q.get(), 10000); });
+  mpxt::sleep_ms(100);
+  mpxt::Stopwatch sw;
+  ASSERT_MPX_OK(mpx_queue_close(q.get()));
+  joiner.join();
+  EXPECT_MPX(MPX_ECLOSED, rc.load());
+  EXPECT_LT(sw.ms(), 100);
+  mpxt::get_str(q.get(), 0);
+  EXPECT_MPX_OK(mpx_queue_task_done(q.get()));
+  EXPECT_MPX_OK(mpx_queue_join(q.get(), 0)) << "nothing unfinished: closed or not";
+}
+
+TEST(QueueJoinable, APlainQueueHasNoTaskDoneOrJoin) {
+  auto q = make_queue();
+  uint64_t n;
+  EXPECT_MPX(MPX_EINVAL, mpx_queue_task_done(q.get()));
+  EXPECT_MPX(MPX_EINVAL, mpx_queue_join(q.get(), 0));
+  EXPECT_MPX(MPX_EINVAL, mpx_queue_unfinished(q.get(), &n));
+}
+
+// ---- counts -------------------------------------------------------------------------------
+
+TEST(QueueCount, QsizeEmptyAndFullFollowPutsAndGets) {
+  auto q = make_queue({3, 0, 0, false});
+  int empty = 0, full = 1;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(mpxt::qsize_of(q.get()), size_t(i));
+    EXPECT_MPX_OK(mpx_queue_full(q.get(), &full));
+    EXPECT_EQ(full, 0);
+    ASSERT_MPX_OK(mpxt::put_str(q.get(), std::string(size_t(i) * 3000, 'x')));  // small, large, streamed... all count 1
+    EXPECT_MPX_OK(mpx_queue_empty(q.get(), &empty));
+    EXPECT_EQ(empty, 0);
+  }
+  EXPECT_MPX_OK(mpx_queue_full(q.get(), &full));
+  EXPECT_EQ(full, 1);
+  uint64_t maxsize = 0;
+  EXPECT_MPX_OK(mpx_queue_maxsize(q.get(), &maxsize));
+  EXPECT_EQ(maxsize, 3u);
+  for (int i = 3; i > 0; --i) {
+    EXPECT_EQ(mpxt::qsize_of(q.get()), size_t(i));
+    EXPECT_EQ(mpxt::get_str(q.get(), 0).size(), size_t(3 - i) * 3000);
+  }
+  EXPECT_MPX_OK(mpx_queue_empty(q.get(), &empty));
+  EXPECT_EQ(empty, 1);
+}
+
+// ---- streams that do not finish -----------------------------------------------------------
+
+TEST(QueueStream, APutThatTimesOutMidwayDeliversNothing) {
+  // 4 MiB into a 64 KiB ring with no consumer: the first chunks go in, then the put times
+  // out. The next get drops what was sent; the next item comes out whole.
+  auto q = make_queue({0, 65536, 0, true});
+  std::vector<uint8_t> big(size_t(4) << 20, 0xAB);
+  EXPECT_TRUE(mpxt::TimesOutWithin(100, [&] { return mpx_queue_put(q.get(), big.data(), big.size(), 100); }));
+  int rc;
+  mpxt::get_str(q.get(), 100, &rc);
+  EXPECT_MPX(MPX_ETIMEDOUT, rc) << "what was sent is dropped: nothing to get";
+  ASSERT_MPX_OK(mpxt::put_str(q.get(), "after", 1000));
+  EXPECT_EQ(mpxt::get_str(q.get(), 1000), "after");
+  mpxt::get_str(q.get(), 0, &rc);
+  EXPECT_MPX(MPX_ETIMEDOUT, rc);
+  EXPECT_MPX_OK(mpx_queue_task_done(q.get()));
+  EXPECT_MPX_OK(mpx_queue_join(q.get(), 0)) << "the dropped item is not left unfinished";
+}
+
+TEST(QueueStream, AStreamingPutBlockedWhenTheQueueClosesReturnsEclosed) {
+  auto q = make_queue({0, 65536, 0, false});
+  std::vector<uint8_t> big(size_t(4) << 20, 0xCD);
+  std::atomic<int> rc{INT32_MIN};
+  std::thread producer([&] { rc = mpx_queue_put(q.get(), big.data(), big.size(), 10000); });
+  mpxt::sleep_ms(100);
+  mpxt::Stopwatch sw;
+  ASSERT_MPX_OK(mpx_queue_close(q.get()));
+  producer.join();
+  EXPECT_MPX(MPX_ECLOSED, rc.load());
+  EXPECT_LT(sw.ms(), 100);
+  int r;
+  mpxt::get_str(q.get(), 1000, &r);
+  EXPECT_MPX(MPX_ECLOSED, r) << "the partial item is dropped, not delivered";
+}
+
+TEST(QueueStream, AGetWaitsForTheRestOfAStreamBeyondItsTimeout) {
+  // The consumer takes the first chunk within its timeout; the rest comes slowly (the
+  // producer is slowed down by a tiny ring); the get completes anyway.
+  auto q = make_queue({0, 4096, 0, false});
+  auto item = mpxt::pattern(9, 200000);
+  std::thread producer([&] { EXPECT_MPX_OK(mpx_queue_put(q.get(), item.data(), item.size(), 10000)); });
+  void *data = nullptr;
+  size_t len = 0;
+  EXPECT_MPX_OK(mpx_queue_get(q.get(), &data, &len, 1000));
+  EXPECT_EQ(len, item.size());
+  EXPECT_TRUE(data && std::memcmp(data, item.data(), len) == 0);
+  mpx_free(data);
+  producer.join();
+}
+
+// ---- other processes ----------------------------------------------------------------------
+
+TEST(QueueToken, AForkedChildUsesTheInheritedHandleOrAttachesByToken) {
+  auto q = make_queue({0, 8192, 0, false});
+  std::string tok = mpxt::token_of(mpx_queue_token, q.get());
+  ASSERT_FALSE(tok.empty());
+  mpx_queue *inherited = q.get();
+  auto st = mpxt::run_in_child([&] {
+    CHILD_MPX_OK(mpxt::put_str(inherited, "from the inherited handle"));
+    CHILD_MPX_OK(mpx_queue_destroy(inherited));
+    mpx_queue *a = nullptr;
+    CHILD_MPX_OK(mpx_queue_attach(&a, tok.c_str()));
+    uint64_t cap = 0;
+    CHILD_MPX_OK(mpx_queue_capacity(a, &cap));
+    CHILD_CHECK_EQ(cap, 8192);
+    CHILD_MPX_OK(mpxt::put_str(a, "from an attached handle"));
+    CHILD_MPX_OK(mpx_queue_destroy(a));
+    return 0;
+  });
+  EXPECT_TRUE(st.ok()) << st.describe();
+  EXPECT_EQ(mpxt::get_str(q.get(), 0), "from the inherited handle");
+  EXPECT_EQ(mpxt::get_str(q.get(), 0), "from an attached handle");
+}
+
+TEST(QueueToken, AttachingSomethingElseFails) {
+  auto lock = mpxt::make_lock();
+  std::string lock_token = mpxt::token_of(mpx_lock_token, lock.get());
+  mpx_queue *q = reinterpret_cast<mpx_queue *>(0x1);
+  EXPECT_MPX(MPX_EINVAL, mpx_queue_attach(&q, lock_token.c_str()));
+  EXPECT_EQ(q, nullptr);
+  EXPECT_NE(mpx_queue_attach(&q, "not a token"), MPX_OK);
+  EXPECT_MPX(MPX_EINVAL, mpx_queue_attach(&q, nullptr));
+  EXPECT_MPX(MPX_EINVAL, mpx_queue_attach(nullptr, lock_token.c_str()));
+  char small[4];
+  size_t len = sizeof small;
+  auto qq = make_queue();
+  EXPECT_MPX(MPX_ENOBUFS, mpx_queue_token(qq.get(), small, &len));
+  EXPECT_GT(len, sizeof small);
+}
+
+MPXT_HELPER(queue_echo) {
+  // args: request token, reply token, count. Take `count` requests, reply with each reversed.
+  mpx_queue *in = nullptr, *out = nullptr;
+  if (mpx_queue_attach(&in, args.at(0).c_str()) != MPX_OK) return 2;
+  if (mpx_queue_attach(&out, args.at(1).c_str()) != MPX_OK) return 2;
+  const int n = std::stoi(args.at(2));
+  for (int i = 0; i < n; ++i) {
+    int rc;
+    std::string s = mpxt::get_str(in, 5000, &rc);
+    if (rc != MPX_OK) return 3;
+    if (mpxt::put_str(out, std::string(s.rbegin(), s.rend()), 5000) != MPX_OK) return 4;
+  }
+  mpx_queue_destroy(in);
+  mpx_queue_destroy(out);
+  return 0;
+}
+
+TEST(QueueToken, AnExecedProcessAttachesByToken) {
+  auto requests = make_queue();
+  auto replies = make_queue({0, 4096, 0, false});
+  mpxt::Child echo = mpxt::Child::exec_helper(
+      "queue_echo", {mpxt::token_of(mpx_queue_token, requests.get()), mpxt::token_of(mpx_queue_token, replies.get()), "3"});
+  for (const char *s : {"abc", "hello", ""}) {
+    ASSERT_MPX_OK(mpxt::put_str(requests.get(), s));
+    std::string want(s);
+    EXPECT_EQ(mpxt::get_str(replies.get(), 5000), std::string(want.rbegin(), want.rend()));
+  }
+  auto st = echo.wait(10000ms);
+  EXPECT_TRUE(st.ok()) << st.describe();
+}

@@ -8,7 +8,8 @@ Scenes: (1) ten processes buy five tickets through a Lock, the count in a shared
 (2) two processes negate a shared Array('d'), one half each; (3) processes wait for an
 Event and meet at a Barrier whose action runs once, then an Event ping-pong; (4) what a
 Lock and a locked Value increment cost; (5) start+join of a Process with each start method
-(fork, forkserver, spawn). The code of a scene is the same for both: `m` is either mpx's
+(fork, forkserver, spawn); (6) producers and consumers over a Queue, and a Pipe echo.
+The code of a scene is the same for both: `m` is either mpx's
 or multiprocessing's fork context. Times are of this run on this
 machine; "mpx takes 0.50x" means mpx needed half of multiprocessing's time. Every result
 is checked: the exit status is 1 if one is wrong.
@@ -198,6 +199,72 @@ def ping_pong(m):
     return f"{PINGS} round trips", took
 
 
+# ---- 6. producer/consumer over a Queue, and a Pipe ---------------------------------------------
+
+PRODUCERS, CONSUMERS, ITEMS = 2, 2, 10_000   # ITEMS per producer
+ROUND_TRIPS = 2000
+
+
+def producer_consumer(m):
+    work, results = m.Queue(1000), m.Queue()
+
+    def produce(p):
+        for i in range(ITEMS):
+            work.put((p, i, b"x" * 64))
+        return 0    # exits right after the last put
+
+    def consume():
+        last, n, total = [-1] * PRODUCERS, 0, 0
+        while (item := work.get(timeout=30)) is not None:
+            p, i, _ = item
+            if i <= last[p]:
+                return 1    # a producer's items out of order
+            last[p], n, total = i, n + 1, total + i
+        results.put((n, total))
+        return 0
+
+    t0 = time.perf_counter()
+    consumers = [fork(consume) for _ in range(CONSUMERS)]
+    producers = [fork(produce, p) for p in range(PRODUCERS)]
+    codes = [join(p) for p in producers]
+    for _ in consumers:
+        work.put(None)
+    counts = [results.get(timeout=30) for _ in consumers]
+    codes += [join(c) for c in consumers]
+    took = time.perf_counter() - t0
+    n = sum(c for c, _ in counts)
+    expect(codes == [0] * len(codes), f"producers and consumers exit 0, order kept (exit codes {codes})")
+    expect(n == PRODUCERS * ITEMS and sum(t for _, t in counts) == PRODUCERS * ITEMS * (ITEMS - 1) // 2,
+           "every item delivered exactly once")
+    return f"{n} items ({' + '.join(str(c) for c, _ in counts)}), {n / took / 1e3:.0f} k items/s", took
+
+
+def pipe_round_trip(m):
+    mine, theirs = m.Pipe()
+
+    def echo():
+        mine.close()
+        try:
+            while True:
+                theirs.send_bytes(theirs.recv_bytes())
+        except EOFError:
+            return 0
+
+    pid = fork(echo)
+    theirs.close()
+    big = os.urandom(1 << 20)
+    mine.send_bytes(big)
+    ok = mine.recv_bytes() == big
+    t0 = time.perf_counter()
+    for _ in range(ROUND_TRIPS):
+        mine.send_bytes(b"ping")
+        ok = ok and mine.recv_bytes() == b"ping"
+    took = (time.perf_counter() - t0) / ROUND_TRIPS
+    mine.close()
+    expect(ok and join(pid) == 0, "a 1 MiB message and every ping echoed intact, then end of stream")
+    return f"1 MiB echoed, then {ROUND_TRIPS} round trips", took
+
+
 # ---- 4. costs ---------------------------------------------------------------------------------
 
 LOCK_LOOPS, INCREMENTS = 200_000, 20_000
@@ -293,6 +360,12 @@ def main():
     print("5. start methods: median of 5 start+join of an empty Process (spawn starts a new interpreter)")
     for method in ("fork", "forkserver", "spawn"):
         show(start_join(method))
+
+    print(f"6. producer/consumer: {PRODUCERS} processes put {ITEMS} items each into a Queue(1000), "
+          f"{CONSUMERS} take them (sentinel None)")
+    show(both(producer_consumer))
+    print("   Pipe: echo child")
+    show(both(pipe_round_trip), " each")
 
     took = fmt(time.perf_counter() - start)
     if failures:

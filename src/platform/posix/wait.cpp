@@ -37,7 +37,7 @@ WaitResult wait_on(std::atomic<uint32_t> *word, uint32_t expected, Deadline dead
   switch (errno) {
     case ETIMEDOUT: return WaitResult::timed_out;
     case EINTR: return WaitResult::interrupted;
-    default: return WaitResult::woken;  // EAGAIN: the word already changed
+    default: return WaitResult::changed;  // EAGAIN: the word already changed
   }
 }
 

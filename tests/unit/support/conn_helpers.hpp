@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <utility>
@@ -102,6 +103,24 @@ inline std::vector<uint8_t> frame_header(uint64_t n, bool long_form = false) {
     be32(static_cast<uint32_t>(n));
   }
   return h;
+}
+
+/** The calling thread's id (for asleep()). */
+inline pid_t thread_id() { return static_cast<pid_t>(::gettid()); }
+
+/** Wait until thread `tid` of this process sleeps ('S' in /proc: blocked in a system call). */
+inline bool asleep(pid_t tid, Millis deadline = Millis(5000)) {
+  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
+  Stopwatch sw;
+  for (;;) {
+    std::ifstream in(path);
+    std::string line;
+    std::getline(in, line);
+    auto close = line.rfind(')');
+    if (close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'S') return true;
+    if (sw.ms() > deadline.count()) return false;
+    sleep_ms(1);
+  }
 }
 
 /** Warm the library's lazy state for connections (handle table, first eventfd) before the first test. */
