@@ -36,21 +36,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "bench_common.hpp"
 #include "bench_ipc.hpp"
 #include "mpx/mpx.h"
-
-// Until libmpx has connections (issue 4 is being implemented), its rows are skipped: the entry
-// points are weak references, null when the library lacks them.
-#pragma weak mpx_pipe
-#pragma weak mpx_conn_destroy
-#pragma weak mpx_conn_send
-#pragma weak mpx_conn_recv
-#pragma weak mpx_conn_recv_into
 
 namespace {
 
@@ -69,11 +60,6 @@ struct Config {
   int reps = 5;
   bool quick = false;
 } cfg;
-
-bool have_mpx() {
-  return mpx_pipe != nullptr && mpx_conn_send != nullptr && mpx_conn_recv_into != nullptr &&
-         mpx_conn_recv != nullptr;
-}
 
 // ---- raw framing over a descriptor ------------------------------------------------------------
 
@@ -311,35 +297,27 @@ int main(int argc, char **argv) {
   cfg.reps = int(env_long("MPX_BENCH_REPS", cfg.reps));
   read_pin_env();
   setup();
-  const bool mpx = have_mpx();
 
   std::printf("bench_pipe: mpx %s vs raw pipes and socketpairs with the same framing, same run. CPUs %ld (%s); "
               "median of %d; %ld round trips of 64 B, %ld messages of 1 MiB per measurement\n",
               mpx_version_string(), sysconf(_SC_NPROCESSORS_ONLN), pin_description(), cfg.reps, cfg.n_rt,
               cfg.n_large);
-  if (!mpx) std::printf("note: this libmpx has no mpx_pipe yet (issue 4): the mpx columns are not measured\n");
   std::fflush(stdout);
   const int64_t t0 = now_ns();
 
   Msg small(kSmall), large(kLarge);
-  std::unique_ptr<Conns> duplex, oneway;
-  if (mpx) {
-    duplex = std::make_unique<Conns>(true);
-    oneway = std::make_unique<Conns>(false);
-  }
+  Conns duplex(true), oneway(false);
   const Fds sock = raw_socketpair(), pipe_default = raw_pipe(0), pipe_big = raw_pipe(int(kLarge));
   const Fds sock_rt = raw_socketpair();
 
   Sampler s(kCols);
   const double gb = double(kLarge) * double(cfg.n_large) / 1e9;
   for (int rep = 0; rep < cfg.reps; ++rep) {
-    if (mpx) s.add(kRtMpx, rt_mpx(*duplex, small, cfg.warm_rt, cfg.n_rt));
+    s.add(kRtMpx, rt_mpx(duplex, small, cfg.warm_rt, cfg.n_rt));
     s.add(kRtRaw, rt_raw(sock_rt, small, cfg.warm_rt, cfg.n_rt));
-    if (mpx) {
-      s.add(kPipeMpx, gb / st_mpx(*oneway, large, cfg.warm_large, cfg.n_large, false, "mpx one-way pipe"));
-      s.add(kSockMpx, gb / st_mpx(*duplex, large, cfg.warm_large, cfg.n_large, false, "mpx duplex pipe"));
-      s.add(kSockAlloc, gb / st_mpx(*duplex, large, cfg.warm_large, cfg.n_large, true, "mpx duplex pipe, recv"));
-    }
+    s.add(kPipeMpx, gb / st_mpx(oneway, large, cfg.warm_large, cfg.n_large, false, "mpx one-way pipe"));
+    s.add(kSockMpx, gb / st_mpx(duplex, large, cfg.warm_large, cfg.n_large, false, "mpx duplex pipe"));
+    s.add(kSockAlloc, gb / st_mpx(duplex, large, cfg.warm_large, cfg.n_large, true, "mpx duplex pipe, recv"));
     s.add(kPipeRaw, gb / st_raw(pipe_default, large, cfg.warm_large, cfg.n_large, "raw pipe"));
     s.add(kPipeBig, gb / st_raw(pipe_big, large, cfg.warm_large, cfg.n_large, "raw pipe, 1 MiB capacity"));
     s.add(kSockRaw, gb / st_raw(sock, large, cfg.warm_large, cfg.n_large, "raw socketpair"));
