@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cmath>
@@ -292,6 +293,19 @@ inline void print_rows(const char *title, const std::vector<Row> &rows) {
     }
   }
   std::fflush(stdout);
+}
+
+// A repetition is cut into blocks in which mpx and its baselines take turns, each block a
+// fresh pair of processes with its own warm-up, so that load from elsewhere on the machine
+// (2 vCPUs shared with builds) hits every column alike.
+inline constexpr long kBlocks = 5;
+
+inline long blocks_of(long n) { return std::min(kBlocks, n); }
+
+// Items in block b of n items cut into blocks_of(n) blocks.
+inline long block_size(long n, long b) {
+  const long k = blocks_of(n);
+  return n / k + (b < n % k ? 1 : 0);
 }
 
 // Columns of samples, one per repetition each; mpx and its baselines take turns within a

@@ -13,6 +13,8 @@
 // Throughput: this process sends warm + N messages of 1 MiB one way, a forked child receives
 // each into one reusable buffer and checks it; the clock starts when the child has the warm-up
 // messages and stops when it has the last.
+// A repetition cuts its N round trips or messages into 5 blocks in which the columns take
+// turns (each block a fresh child with its own warm-up), and sums.
 //
 // The raw baselines frame a message as mpx and Python's multiprocessing.connection do: a 4-byte
 // big-endian length, then the payload; the sender writes both in one system call (one write of
@@ -54,9 +56,9 @@ constexpr size_t kCopyFrame = 4096;  // frames up to this are copied and written
 
 struct Config {
   long n_rt = 10'000;
-  long warm_rt = 200;
+  long warm_rt = 50;  // per block
   long n_large = 1'000;
-  long warm_large = 20;
+  long warm_large = 10;
   int reps = 5;
   bool quick = false;
 } cfg;
@@ -286,9 +288,9 @@ int main(int argc, char **argv) {
   }
   if (cfg.quick) {
     cfg.n_rt = 200;
-    cfg.warm_rt = 20;
+    cfg.warm_rt = 10;
     cfg.n_large = 20;
-    cfg.warm_large = 5;
+    cfg.warm_large = 2;
     cfg.reps = 1;
   }
   const double scale = env_double("MPX_BENCH_SCALE", 1.0);
@@ -311,16 +313,26 @@ int main(int argc, char **argv) {
   const Fds sock_rt = raw_socketpair();
 
   Sampler s(kCols);
-  const double gb = double(kLarge) * double(cfg.n_large) / 1e9;
   for (int rep = 0; rep < cfg.reps; ++rep) {
-    s.add(kRtMpx, rt_mpx(duplex, small, cfg.warm_rt, cfg.n_rt));
-    s.add(kRtRaw, rt_raw(sock_rt, small, cfg.warm_rt, cfg.n_rt));
-    s.add(kPipeMpx, gb / st_mpx(oneway, large, cfg.warm_large, cfg.n_large, false, "mpx one-way pipe"));
-    s.add(kSockMpx, gb / st_mpx(duplex, large, cfg.warm_large, cfg.n_large, false, "mpx duplex pipe"));
-    s.add(kSockAlloc, gb / st_mpx(duplex, large, cfg.warm_large, cfg.n_large, true, "mpx duplex pipe, recv"));
-    s.add(kPipeRaw, gb / st_raw(pipe_default, large, cfg.warm_large, cfg.n_large, "raw pipe"));
-    s.add(kPipeBig, gb / st_raw(pipe_big, large, cfg.warm_large, cfg.n_large, "raw pipe, 1 MiB capacity"));
-    s.add(kSockRaw, gb / st_raw(sock, large, cfg.warm_large, cfg.n_large, "raw socketpair"));
+    double us[kCols] = {}, secs[kCols] = {};  // round trips: us x trips; streams: seconds
+    for (long b = 0; b < blocks_of(cfg.n_rt); ++b) {
+      const long nb = block_size(cfg.n_rt, b);
+      us[kRtMpx] += rt_mpx(duplex, small, cfg.warm_rt, nb) * double(nb);
+      us[kRtRaw] += rt_raw(sock_rt, small, cfg.warm_rt, nb) * double(nb);
+    }
+    for (long b = 0; b < blocks_of(cfg.n_large); ++b) {
+      const long nb = block_size(cfg.n_large, b);
+      const long w = cfg.warm_large;
+      secs[kPipeMpx] += st_mpx(oneway, large, w, nb, false, "mpx one-way pipe");
+      secs[kSockMpx] += st_mpx(duplex, large, w, nb, false, "mpx duplex pipe");
+      secs[kSockAlloc] += st_mpx(duplex, large, w, nb, true, "mpx duplex pipe, recv");
+      secs[kPipeRaw] += st_raw(pipe_default, large, w, nb, "raw pipe");
+      secs[kPipeBig] += st_raw(pipe_big, large, w, nb, "raw pipe, 1 MiB capacity");
+      secs[kSockRaw] += st_raw(sock, large, w, nb, "raw socketpair");
+    }
+    const double gb = double(kLarge) * double(cfg.n_large) / 1e9;
+    for (int c = 0; c < kCols; ++c)
+      s.add(size_t(c), c == kRtMpx || c == kRtRaw ? us[c] / double(cfg.n_rt) : gb / secs[c]);
   }
   for (Fds f : {sock, pipe_default, pipe_big, sock_rt}) close_fds(f);
 

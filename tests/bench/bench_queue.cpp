@@ -8,9 +8,10 @@
 //                          (a failed call, an item lost, repeated, reordered or torn), never on
 //                          timing
 //
-// One measurement: this process puts warm + N items of one size, a forked child takes them;
+// One measurement: this process puts warm + n items of one size, a forked child takes them;
 // the clock starts when the child has taken the warm-up items and stops when it has taken the
-// last (so fork, first-touch faults and the filling of an empty queue are outside). Each item
+// last (so fork, first-touch faults and the filling of an empty queue are outside). A
+// repetition cuts N items into 5 blocks in which the columns take turns, and sums. Each item
 // carries its sequence number at both ends and the child checks every one. The producer
 // reuses one buffer; the consumer takes each item into one reusable buffer (mpx_queue_get_into,
 // the raw ring's get_into, message_queue::receive), or, in the rows marked so, into memory
@@ -56,8 +57,8 @@ constexpr uint64_t kRingBytes = 1 << 20;
 struct Config {
   long n_small = 1'000'000;
   long n_large = 40'000;
-  long warm_small = 50'000;  // more than the 1 MiB rings hold, so every page has been used
-  long warm_large = 200;
+  long warm_small = 20'000;  // per block; more than the 1 MiB rings hold: every page is used
+  long warm_large = 100;
   int reps = 5;
   bool quick = false;
 } cfg;
@@ -183,11 +184,16 @@ Sampler measure(size_t len, long warm, long n, size_t boost_depth) {
 
   Sampler s(kCols);
   for (int rep = 0; rep < cfg.reps; ++rep) {
-    s.add(kMpx, double(n) / run_mpx(q, it, warm, n, false));
-    s.add(kMpxAlloc, double(n) / run_mpx(q, it, warm, n, true));
-    s.add(kRaw, double(n) / run_raw(ring, it, warm, n));
-    s.add(kRawBatch, double(n) / run_raw(ring_slow, it, warm, n));
-    s.add(kBoost, double(n) / run_boost(*mq, it, warm, n));
+    double secs[kCols] = {};
+    for (long b = 0; b < blocks_of(n); ++b) {
+      const long nb = block_size(n, b);
+      secs[kMpx] += run_mpx(q, it, warm, nb, false);
+      secs[kMpxAlloc] += run_mpx(q, it, warm, nb, true);
+      secs[kRaw] += run_raw(ring, it, warm, nb);
+      secs[kRawBatch] += run_raw(ring_slow, it, warm, nb);
+      secs[kBoost] += run_boost(*mq, it, warm, nb);
+    }
+    for (int c = 0; c < kCols; ++c) s.add(size_t(c), double(n) / secs[c]);
   }
   size_t left = 1;
   check(mpx_queue_qsize(q, &left), "mpx_queue_qsize");
@@ -225,7 +231,7 @@ int main(int argc, char **argv) {
     cfg.n_small = 20'000;
     cfg.n_large = 500;
     cfg.warm_small = 20'000;
-    cfg.warm_large = 50;
+    cfg.warm_large = 20;
     cfg.reps = 1;
   }
   const double scale = env_double("MPX_BENCH_SCALE", 1.0);
