@@ -211,7 +211,11 @@ def producer_consumer(m):
     def produce(p):
         for i in range(ITEMS):
             work.put((p, i, b"x" * 64))
-        return 0    # exits right after the last put
+        # multiprocessing's items may still sit in this process's feeder thread: flush them
+        # before the exit (mpx: no feeder thread, both calls are no-ops)
+        work.close()
+        work.join_thread()
+        return 0
 
     def consume():
         last, n, total = [-1] * PRODUCERS, 0, 0
@@ -221,6 +225,8 @@ def producer_consumer(m):
                 return 1    # a producer's items out of order
             last[p], n, total = i, n + 1, total + i
         results.put((n, total))
+        results.close()
+        results.join_thread()
         return 0
 
     t0 = time.perf_counter()
