@@ -19,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <new>
 #include <string>
 #include <vector>
@@ -306,6 +307,14 @@ inline long blocks_of(long n) { return std::min(kBlocks, n); }
 inline long block_size(long n, long b) {
   const long k = blocks_of(n);
   return n / k + (b < n % k ? 1 : 0);
+}
+
+// Run the columns of block b, each once, starting with a different one in each block, so that
+// no column always follows the same one (a stream slows the next one down a little while the
+// machine settles: the place in the order must not count for one column only).
+inline void take_turns(long b, const std::vector<std::function<void()>> &columns) {
+  const size_t n = columns.size();
+  for (size_t k = 0; k < n; ++k) columns[(k + size_t(b)) % n]();
 }
 
 // Columns of samples, one per repetition each; mpx and its baselines take turns within a

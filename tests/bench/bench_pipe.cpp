@@ -14,7 +14,8 @@
 // each into one reusable buffer and checks it; the clock starts when the child has the warm-up
 // messages and stops when it has the last.
 // A repetition cuts its N round trips or messages into 5 blocks in which the columns take
-// turns (each block a fresh child with its own warm-up), and sums.
+// turns (each block a fresh child with its own warm-up, each block starting with another
+// column), and sums.
 //
 // The raw baselines frame a message as mpx and Python's multiprocessing.connection do: a 4-byte
 // big-endian length, then the payload; the sender writes both in one system call (one write of
@@ -317,18 +318,20 @@ int main(int argc, char **argv) {
     double us[kCols] = {}, secs[kCols] = {};  // round trips: us x trips; streams: seconds
     for (long b = 0; b < blocks_of(cfg.n_rt); ++b) {
       const long nb = block_size(cfg.n_rt, b);
-      us[kRtMpx] += rt_mpx(duplex, small, cfg.warm_rt, nb) * double(nb);
-      us[kRtRaw] += rt_raw(sock_rt, small, cfg.warm_rt, nb) * double(nb);
+      take_turns(b, {[&] { us[kRtMpx] += rt_mpx(duplex, small, cfg.warm_rt, nb) * double(nb); },
+                     [&] { us[kRtRaw] += rt_raw(sock_rt, small, cfg.warm_rt, nb) * double(nb); }});
     }
     for (long b = 0; b < blocks_of(cfg.n_large); ++b) {
       const long nb = block_size(cfg.n_large, b);
       const long w = cfg.warm_large;
-      secs[kPipeMpx] += st_mpx(oneway, large, w, nb, false, "mpx one-way pipe");
-      secs[kSockMpx] += st_mpx(duplex, large, w, nb, false, "mpx duplex pipe");
-      secs[kSockAlloc] += st_mpx(duplex, large, w, nb, true, "mpx duplex pipe, recv");
-      secs[kPipeRaw] += st_raw(pipe_default, large, w, nb, "raw pipe");
-      secs[kPipeBig] += st_raw(pipe_big, large, w, nb, "raw pipe, 1 MiB capacity");
-      secs[kSockRaw] += st_raw(sock, large, w, nb, "raw socketpair");
+      take_turns(b, {
+          [&] { secs[kPipeMpx] += st_mpx(oneway, large, w, nb, false, "mpx one-way pipe"); },
+          [&] { secs[kSockMpx] += st_mpx(duplex, large, w, nb, false, "mpx duplex pipe"); },
+          [&] { secs[kSockAlloc] += st_mpx(duplex, large, w, nb, true, "mpx duplex pipe, recv"); },
+          [&] { secs[kPipeRaw] += st_raw(pipe_default, large, w, nb, "raw pipe"); },
+          [&] { secs[kPipeBig] += st_raw(pipe_big, large, w, nb, "raw pipe, 1 MiB capacity"); },
+          [&] { secs[kSockRaw] += st_raw(sock, large, w, nb, "raw socketpair"); },
+      });
     }
     const double gb = double(kLarge) * double(cfg.n_large) / 1e9;
     for (int c = 0; c < kCols; ++c)

@@ -11,7 +11,8 @@
 // One measurement: this process puts warm + n items of one size, a forked child takes them;
 // the clock starts when the child has taken the warm-up items and stops when it has taken the
 // last (so fork, first-touch faults and the filling of an empty queue are outside). A
-// repetition cuts N items into 5 blocks in which the columns take turns, and sums. Each item
+// repetition cuts N items into 5 blocks in which the columns take turns (each block starting
+// with another column), and sums. Each item
 // carries its sequence number at both ends and the child checks every one. The producer
 // reuses one buffer; the consumer takes each item into one reusable buffer (mpx_queue_get_into,
 // the raw ring's get_into, message_queue::receive), or, in the rows marked so, into memory
@@ -187,11 +188,11 @@ Sampler measure(size_t len, long warm, long n, size_t boost_depth) {
     double secs[kCols] = {};
     for (long b = 0; b < blocks_of(n); ++b) {
       const long nb = block_size(n, b);
-      secs[kMpx] += run_mpx(q, it, warm, nb, false);
-      secs[kMpxAlloc] += run_mpx(q, it, warm, nb, true);
-      secs[kRaw] += run_raw(ring, it, warm, nb);
-      secs[kRawBatch] += run_raw(ring_slow, it, warm, nb);
-      secs[kBoost] += run_boost(*mq, it, warm, nb);
+      take_turns(b, {[&] { secs[kMpx] += run_mpx(q, it, warm, nb, false); },
+                     [&] { secs[kMpxAlloc] += run_mpx(q, it, warm, nb, true); },
+                     [&] { secs[kRaw] += run_raw(ring, it, warm, nb); },
+                     [&] { secs[kRawBatch] += run_raw(ring_slow, it, warm, nb); },
+                     [&] { secs[kBoost] += run_boost(*mq, it, warm, nb); }});
     }
     for (int c = 0; c < kCols; ++c) s.add(size_t(c), double(n) / secs[c]);
   }
