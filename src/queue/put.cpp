@@ -51,7 +51,7 @@ Status QueueObject::put(const void *data, size_t len, int64_t timeout_ms) noexce
 // sleep, wake one of them (see wake_producers, get.cpp).
 void QueueObject::more_slots() noexcept {
   Wait &w = l_->wait.slot;
-  if (w.sleepers.load(std::memory_order_seq_cst) != 0 &&
+  if (w.anyone() &&
       l_->producer.items_put.load(std::memory_order_seq_cst) - l_->consumer.items_got.load(std::memory_order_seq_cst) <
           maxsize_)
     wake(w, 1);
@@ -64,7 +64,7 @@ void QueueObject::more_slots() noexcept {
 // least one sees the other.
 void QueueObject::published(uint64_t start) noexcept {
   Wait &w = l_->wait.not_empty;
-  if (w.sleepers.load(std::memory_order_seq_cst) != 0 && l_->consumer.head.load(std::memory_order_seq_cst) >= start) {
+  if (w.anyone() && l_->consumer.head.load(std::memory_order_seq_cst) >= start) {
     wake(w, 1);
   }
 }
