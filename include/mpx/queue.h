@@ -12,7 +12,8 @@
  *
  * A process killed at any point never leaves the queue hung or corrupt for the others: an
  * item whose producer died before it was complete is never delivered, a delivered item is
- * never delivered twice, and the space held by a dead producer or consumer is recovered.
+ * never delivered twice (one its consumer died while copying out is lost), and the space
+ * held by a dead producer or consumer is recovered within a second.
  *
  * Objects created before fork() are usable in the child; any other process of the same
  * user attaches with the queue's token. Timeouts are milliseconds: negative blocks forever,
@@ -63,13 +64,17 @@ MPX_API int mpx_queue_token(mpx_queue *q, char *buf, size_t *len);
 /**
  * Put a copy of len bytes (data may be NULL only when len is 0). Blocks while the queue is
  * full (maxsize items, or no room in the ring). MPX_EMSGSIZE when len exceeds max_message
- * (nothing changes); MPX_ECLOSED once the queue is closed.
+ * (nothing changes); MPX_ECLOSED once the queue is closed. An item larger than a quarter of
+ * the ring is streamed, and the timeout covers the whole put: if it expires (or the queue
+ * closes) midway, the part already sent is dropped by the consumer and nothing is delivered.
  */
 MPX_API int mpx_queue_put(mpx_queue *q, const void *data, size_t len, int64_t timeout_ms);
 
 /**
  * Take the oldest item into memory the library allocates: *data (free with mpx_free; valid
- * for a 0-byte item too) and *len. MPX_ECLOSED when the queue is closed and empty.
+ * for a 0-byte item too) and *len. MPX_ECLOSED when the queue is closed and empty. A get
+ * that has begun to receive a streamed item waits for the rest of it beyond its timeout, as
+ * long as the producer lives and has not given up.
  */
 MPX_API int mpx_queue_get(mpx_queue *q, void **data, size_t *len, int64_t timeout_ms);
 
@@ -109,7 +114,11 @@ MPX_API int mpx_queue_closed(mpx_queue *q, int *closed);
  */
 MPX_API int mpx_queue_task_done(mpx_queue *q);
 
-/** JoinableQueue: block until every item put has been marked done by task_done. */
+/**
+ * JoinableQueue: block until every item put has been marked done by task_done (items that
+ * were never delivered because their producer died or gave up do not count).
+ * MPX_ECLOSED when the queue is closed, or this handle destroyed, while items are unfinished.
+ */
 MPX_API int mpx_queue_join(mpx_queue *q, int64_t timeout_ms);
 
 /** JoinableQueue: items put and not yet marked done. */

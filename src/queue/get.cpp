@@ -226,7 +226,7 @@ Status QueueObject::take_small(uint64_t h, const View &v, Sink &sink, uint64_t *
 // may have seen its predecessor still queued and left the waking to us (published(), put.cpp).
 void QueueObject::taken() noexcept {
   Wait &w = l_->wait.not_empty;
-  if (w.sleepers.load(std::memory_order_seq_cst) != 0 &&
+  if (w.anyone() &&
       l_->tail.tail.load(std::memory_order_seq_cst) > l_->consumer.head.load(std::memory_order_seq_cst)) {
     wake(w, 1);
   }
@@ -255,7 +255,7 @@ void QueueObject::finish(const View &v) noexcept {
 // one more while slots remain (put.cpp): one sleeper per free slot, not a wake-up per get.
 void QueueObject::wake_producers(uint64_t ordinal) noexcept {
   Wait &w = l_->wait.slot;
-  if (ordinal && maxsize_ && w.sleepers.load(std::memory_order_seq_cst) != 0 &&
+  if (ordinal && maxsize_ && w.anyone() &&
       l_->producer.items_put.load(std::memory_order_seq_cst) - (ordinal - 1) >= maxsize_)
     wake(w, 1);
   wake(l_->wait.room, INT32_MAX);

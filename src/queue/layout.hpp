@@ -95,11 +95,27 @@ struct alignas(64) FreeLine {
   std::atomic<uint64_t> free;
 };
 
-// A futex word bumped by the side that may wake the other, and how many may sleep on it:
-// the waking side makes a system call only when sleepers is nonzero.
+// A futex word bumped by the side that may wake the other, and who may sleep on it: the
+// waking side makes a system call only when someone may. sleepers: the low 16 bits count those
+// who announced a sleep and were not woken yet (a waker takes off those it wakes); the high 16
+// bits change with every announcement, so that a waker can tell that nothing moved while it
+// looked (QueueObject::wake takes back the count of a process that died asleep).
 struct Wait {
+  static constexpr uint32_t kCount = 0xffff;
+  static constexpr uint32_t kAnnounce = 0x10001;
   std::atomic<uint32_t> seq;
   std::atomic<uint32_t> sleepers;
+
+  bool anyone() const noexcept { return (sleepers.load(std::memory_order_seq_cst) & kCount) != 0; }
+  void announce() noexcept { sleepers.fetch_add(kAnnounce, std::memory_order_seq_cst); }
+  // Take n off the count (never below zero: the count may have been taken back already).
+  void leave(uint32_t n = 1) noexcept {
+    uint32_t v = sleepers.load(std::memory_order_relaxed);
+    for (;;) {
+      const uint32_t d = (v & kCount) < n ? (v & kCount) : n;
+      if (d == 0 || sleepers.compare_exchange_weak(v, v - d, std::memory_order_seq_cst)) return;
+    }
+  }
 };
 
 // Who sleeps on what. Gets and puts wait for an item or for space without holding their lock,

@@ -37,7 +37,7 @@ void QueueObject::pause(queue::Wait &line, int *round, platform::Deadline until,
 // must not be read once another get may take it, free it, and a put overwrite it).
 template <typename Ready, typename Unlock>
 void QueueObject::sleep(queue::Wait &line, platform::Deadline until, Ready &&ready, Unlock &&unlock) noexcept {
-  line.sleepers.fetch_add(1, std::memory_order_seq_cst);
+  line.announce();
   const uint32_t seq = line.seq.load(std::memory_order_seq_cst);
   const bool go = ready() || closing();
   unlock();
@@ -47,7 +47,7 @@ void QueueObject::sleep(queue::Wait &line, platform::Deadline until, Ready &&rea
     // later wakers do not make system calls for a sleeper that is no longer there.
     if (platform::wait_on(&line.seq, seq, until < recheck ? until : recheck) == platform::WaitResult::woken) return;
   }
-  line.sleepers.fetch_sub(1, std::memory_order_seq_cst);
+  line.leave();
 }
 
 }  // namespace mpx

@@ -51,7 +51,7 @@ Status QueueObject::put(const void *data, size_t len, int64_t timeout_ms) noexce
 // sleep, wake one of them (see wake_producers, get.cpp).
 void QueueObject::more_slots() noexcept {
   Wait &w = l_->wait.slot;
-  if (w.sleepers.load(std::memory_order_seq_cst) != 0 &&
+  if (w.anyone() &&
       l_->producer.items_put.load(std::memory_order_seq_cst) - l_->consumer.items_got.load(std::memory_order_seq_cst) <
           maxsize_)
     wake(w, 1);
@@ -60,11 +60,11 @@ void QueueObject::more_slots() noexcept {
 // An item was published in the reservation at `start`. If gets have taken everything before
 // it, it may be what a sleeping get waits for: wake one. If not, whoever takes the item
 // before it will see it and wake one (taken(), in get.cpp). The publishing store and the
-// loads here are seq_cst, as are the get's head move and its look at tail: of the two, at
-// least one sees the other.
+// loads here are seq_cst; the get moves head, then makes seq_cst read-modify-writes (free,
+// its lock) before it looks at tail: of the two, at least one sees the other.
 void QueueObject::published(uint64_t start) noexcept {
   Wait &w = l_->wait.not_empty;
-  if (w.sleepers.load(std::memory_order_seq_cst) != 0 && l_->consumer.head.load(std::memory_order_seq_cst) >= start) {
+  if (w.anyone() && l_->consumer.head.load(std::memory_order_seq_cst) >= start) {
     wake(w, 1);
   }
 }

@@ -168,12 +168,20 @@ Status QueueObject::lock(SharedLock &lk, const Timeout &t, bool producer) noexce
 }
 
 // The sleepers count holds those who announced a sleep and were not woken yet: the waker
-// takes off the count those it wakes (pause() does not, then).
+// takes off the count those it wakes (sleep() does not, then). Woken nobody, yet some count:
+// nobody was asleep, so the count is of processes that died asleep, or of ones about to see
+// the change and not sleep (they announced before we changed what they wait for, so they
+// saw the change, or they will find seq bumped). Take one back if nothing moved while we
+// looked; else a dead sleeper would cost every later put or get a system call.
 void QueueObject::wake(Wait &w, int n, bool always) noexcept {
-  if (always || w.sleepers.load(std::memory_order_seq_cst) != 0) {
-    w.seq.fetch_add(1, std::memory_order_seq_cst);
-    if (const int woken = platform::wake(&w.seq, n); woken > 0)
-      w.sleepers.fetch_sub(uint32_t(woken), std::memory_order_seq_cst);
+  const uint32_t seen = w.sleepers.load(std::memory_order_seq_cst);
+  if (!always && (seen & Wait::kCount) == 0) return;
+  w.seq.fetch_add(1, std::memory_order_seq_cst);
+  if (const int woken = platform::wake(&w.seq, n); woken > 0) {
+    w.leave(uint32_t(woken));
+  } else if ((seen & Wait::kCount) != 0) {
+    uint32_t expected = seen;
+    w.sleepers.compare_exchange_strong(expected, seen - 1, std::memory_order_seq_cst);
   }
 }
 

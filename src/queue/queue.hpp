@@ -8,6 +8,10 @@
 // WRITING or READING state). Items too large for one record are streamed in chunks by a
 // producer holding its lock throughout, to a consumer holding its lock throughout.
 //
+// Waiting: a put or get waits for space or an item with its lock released, like the others
+// (the get reassembling a stream, and the put streaming, keep theirs), spinning a moment and
+// then sleeping on a futex; one sleeper is woken per item put or taken (layout.hpp, WaitLines).
+//
 // Crashes: a record WRITING whose writer is dead is skipped, never delivered; a record
 // READING whose reader is dead is freed, never delivered twice; a lock whose holder died
 // comes back as MPX_EOWNERDEAD to the next taker, which repairs the indices from what the

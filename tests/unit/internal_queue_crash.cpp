@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "capi_queue_helpers.hpp"
+#include "queue/layout.hpp"
 #include "queue/queue.hpp"
 
 using namespace std::chrono_literals;
@@ -183,4 +184,39 @@ TEST(QueueCrash, ConsumerKilledAtEachPointNeverDuplicates) {
     EXPECT_EQ(mpxt::qsize_of(q.get()), 0u);
     if (c.size != kStreamed) still_flows(q.get(), c.size);
   }
+}
+
+TEST(QueueCrash, AGetKilledWhileAsleepIsNotCountedAsASleeperForLong) {
+  // A sleeper that dies never takes itself off the count of sleepers; left there, it would make
+  // every later put wake nobody with a system call. The first puts that find nobody to wake
+  // take it back.
+  auto q = make_queue();
+  std::string token = mpxt::token_of(mpx_queue_token, q.get());
+  mpx_segment *seg = nullptr;
+  ASSERT_MPX_OK(mpx_segment_attach_token(&seg, token.c_str()));
+  void *base = nullptr;
+  ASSERT_MPX_OK(mpx_segment_address(seg, &base));
+  auto *lines = reinterpret_cast<mpx::queue::Lines *>(static_cast<uint8_t *>(base) +
+                                                       std::stoull(token.substr(token.rfind(':') + 1)) +
+                                                       sizeof(mpx::ObjectHeader) + mpx::queue::kLinesOffset);
+  auto count = [&] { return lines->wait.not_empty.sleepers.load() & mpx::queue::Wait::kCount; };
+  for (int i = 0; i < 3; ++i) {
+    mpxt::Child sleeper = mpxt::Child::fork([&] {
+      void *data;
+      size_t len;
+      mpx_queue_get(q.get(), &data, &len, -1);
+      return 1;
+    });
+    mpxt::Stopwatch sw;
+    while (count() < uint32_t(i + 1) && sw.ms() < 5000) mpxt::sleep_ms(1);
+    ASSERT_EQ(count(), uint32_t(i + 1)) << "the get went to sleep";
+    sleeper.kill_and_wait(SIGKILL);
+  }
+  EXPECT_EQ(count(), 3u) << "three dead sleepers still counted";
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_MPX_OK(mpxt::put_str(q.get(), "x"));
+    EXPECT_EQ(mpxt::get_str(q.get(), 0), "x");
+  }
+  EXPECT_EQ(count(), 0u);
+  mpx_segment_destroy(seg);
 }
