@@ -14,6 +14,8 @@ namespace queue {
 // when looking first after 16 pauses, ~3 when looking after every pause).
 constexpr int kSpinRounds = 1024;
 constexpr int kPollEvery = 64;
+// Fewer bytes than this published and not taken: the items come one by one (see take()).
+constexpr uint64_t kFewBytes = 1024;
 // A sleeper looks again at least this often, even unwoken: shared state scribbled over while
 // it sleeps is reported (MPX_ECORRUPT) instead of slept through.
 constexpr int64_t kRecheckNs = 200'000'000;
