@@ -28,7 +28,7 @@ Status QueueObject::get(Sink &sink, uint64_t *len, int64_t timeout_ms) noexcept 
 // take, it is released and the get sleeps like the others; reassembling a stream, it is kept.
 Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
   Stream st;
-  bool locked = true;
+  bool locked = true, backed_off = false;
   int round = 0;
   uint64_t watched = UINT64_MAX;  // what we wait for (liveness timer): a position, or a stream
   int64_t next_check = 0;
@@ -48,9 +48,21 @@ Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
     }
     const uint64_t h = l_->consumer.head.load(std::memory_order_relaxed);
     if (h >= seen_tail_) {
+      // Items taken one by one as soon as each lands cost both sides a cache line transfer
+      // per item (tail, then the record, pulled back and forth between the two CPUs). When
+      // the last look at tail found little, give the puts a moment (~1 us) to add more before
+      // looking again: the items then come in a batch, at the speed of the faster side.
+      if (few_ && !backed_off && !st.active && t.ms() != 0 && !closed_now()) {
+        backed_off = true;
+        clock_.release();
+        locked = false;
+        for (int i = 0; i < kPollEvery; ++i) platform::cpu_relax();
+        continue;
+      }
       seen_tail_ = l_->tail.tail.load(std::memory_order_seq_cst);
       if (h > seen_tail_ || seen_tail_ - h > cap_ || (h | seen_tail_) % kAlign != 0 || !place_.header_ok())
         return leave(place_.corrupt());
+      few_ = seen_tail_ - h < kFewBytes;
     }
     uint32_t owner_pid = 0, owner_tid = 0;  // whom we wait for, if anyone
     const bool record = h < seen_tail_;

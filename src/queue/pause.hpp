@@ -7,9 +7,15 @@
 namespace mpx {
 
 namespace queue {
-// A wake-up costs ~20 us here and a spin round (pause: ~20 ns) well under 0.1 us: poll for
-// ~10 us before sleeping.
-constexpr int kSpinRounds = 500;
+// A wake-up costs ~20 us here and a pause ~20 ns: spin ~20 us before sleeping. But look only
+// every kPollEvery pauses (~1 us), the first time too (the caller has just looked): each look
+// pulls a line the other side writes on every item, and a side left alone for a moment works
+// through a batch at full speed meanwhile (64 B items between two CPUs: ~3 M/s looking after
+// every pause, 4.3 M/s this way).
+constexpr int kSpinRounds = 1024;
+constexpr int kPollEvery = 64;
+// Fewer bytes than this published and not taken: the items come one by one (see take()).
+constexpr uint64_t kFewBytes = 1024;
 // A sleeper looks again at least this often, even unwoken: shared state scribbled over while
 // it sleeps is reported (MPX_ECORRUPT) instead of slept through.
 constexpr int64_t kRecheckNs = 200'000'000;
@@ -22,7 +28,7 @@ template <typename Ready>
 void QueueObject::pause(queue::Wait &line, int *round, platform::Deadline until, Ready &&ready) noexcept {
   if ((*round)++ == 0) {
     for (int i = 0; i < queue::kSpinRounds; ++i) {
-      if (ready()) return;
+      if (i % queue::kPollEvery == queue::kPollEvery - 1 && ready()) return;
       platform::cpu_relax();
     }
     return;

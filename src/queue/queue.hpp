@@ -214,6 +214,7 @@ class QueueObject final : public Object {
   // Each is touched only by the holder of the matching lock.
   uint64_t seen_free_ = 0, seen_got_ = 0;  // producer side
   uint64_t seen_tail_ = 0;                 // consumer side
+  bool few_ = false;  // the consumer's last look at tail found little (see take())
 };
 
 }  // namespace mpx

@@ -645,3 +645,22 @@ TEST(QueueToken, AnExecedProcessAttachesByToken) {
   auto st = echo.wait(10000ms);
   EXPECT_TRUE(st.ok()) << st.describe();
 }
+
+TEST(QueueTimeout, Int64MaxBlocksWithoutOverflowAndAnyNegativeBlocksForever) {
+  auto q = make_queue({1, 0, 0, false});
+  for (int64_t t : {INT64_MAX, int64_t(-1), int64_t(-12345), INT64_MIN}) {
+    std::thread producer([&] {
+      mpxt::sleep_ms(100);
+      EXPECT_MPX_OK(mpxt::put_str(q.get(), "late", t));
+      EXPECT_MPX_OK(mpxt::put_str(q.get(), "later", t)) << "blocks while full, then goes in";
+    });
+    mpxt::Stopwatch sw;
+    int rc;
+    EXPECT_EQ(mpxt::get_str(q.get(), t, &rc), "late") << "timeout " << t;
+    EXPECT_MPX_OK(rc);
+    EXPECT_GE(sw.ms(), 90);
+    mpxt::sleep_ms(100);
+    EXPECT_EQ(mpxt::get_str(q.get(), t, &rc), "later");
+    producer.join();
+  }
+}
