@@ -63,4 +63,10 @@ inline double env_double(const char *name, double dflt) {
   return (*end == 0 && v > 0) ? v : dflt;
 }
 
+// A workload size: the environment's `name` if set, else dflt times MPX_BENCH_SCALE (>= 1).
+inline long scaled_count(const char *name, long dflt) {
+  const double scale = env_double("MPX_BENCH_SCALE", 1.0);
+  return env_long(name, std::max(1L, long(double(dflt) * scale)));
+}
+
 }  // namespace mpxbench

@@ -294,9 +294,8 @@ int main(int argc, char **argv) {
     cfg.warm_large = 2;
     cfg.reps = 1;
   }
-  const double scale = env_double("MPX_BENCH_SCALE", 1.0);
-  cfg.n_rt = env_long("MPX_BENCH_PIPE_RT_N", std::max(1L, long(double(cfg.n_rt) * scale)));
-  cfg.n_large = env_long("MPX_BENCH_PIPE_N", std::max(1L, long(double(cfg.n_large) * scale)));
+  cfg.n_rt = scaled_count("MPX_BENCH_PIPE_RT_N", cfg.n_rt);
+  cfg.n_large = scaled_count("MPX_BENCH_PIPE_N", cfg.n_large);
   cfg.reps = int(env_long("MPX_BENCH_REPS", cfg.reps));
   read_pin_env();
   setup();

@@ -223,10 +223,9 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  const double scale = env_double("MPX_BENCH_SCALE", 1.0);
   long n = quick ? 5 : 300;
   int reps = quick ? 1 : 5;
-  n = env_long("MPX_BENCH_PROCESS_N", std::max(1L, long(double(n) * scale)));
+  n = scaled_count("MPX_BENCH_PROCESS_N", n);
   reps = int(env_long("MPX_BENCH_REPS", reps));
   g_helper = find_helper();
 

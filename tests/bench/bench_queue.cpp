@@ -235,9 +235,8 @@ int main(int argc, char **argv) {
     cfg.warm_large = 20;
     cfg.reps = 1;
   }
-  const double scale = env_double("MPX_BENCH_SCALE", 1.0);
-  cfg.n_small = env_long("MPX_BENCH_QUEUE_N", std::max(1L, long(double(cfg.n_small) * scale)));
-  cfg.n_large = env_long("MPX_BENCH_QUEUE_LARGE_N", std::max(1L, long(double(cfg.n_large) * scale)));
+  cfg.n_small = scaled_count("MPX_BENCH_QUEUE_N", cfg.n_small);
+  cfg.n_large = scaled_count("MPX_BENCH_QUEUE_LARGE_N", cfg.n_large);
   cfg.reps = int(env_long("MPX_BENCH_REPS", cfg.reps));
   read_pin_env();
   setup();

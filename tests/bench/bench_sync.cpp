@@ -779,7 +779,6 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  const double scale = env_double("MPX_BENCH_SCALE", 1.0);
   if (cfg.quick) {
     cfg.n_uncontended = 20'000;
     cfg.n_contended = 20'000;
@@ -787,9 +786,9 @@ int main(int argc, char **argv) {
     cfg.reps = 1;
     cfg.strace = false;
   }
-  cfg.n_uncontended = env_long("MPX_BENCH_N", std::max(1L, long(double(cfg.n_uncontended) * scale)));
-  cfg.n_contended = env_long("MPX_BENCH_CONTENDED_N", std::max(1L, long(double(cfg.n_contended) * scale)));
-  cfg.n_pingpong = env_long("MPX_BENCH_PINGPONG_N", std::max(1L, long(double(cfg.n_pingpong) * scale)));
+  cfg.n_uncontended = scaled_count("MPX_BENCH_N", cfg.n_uncontended);
+  cfg.n_contended = scaled_count("MPX_BENCH_CONTENDED_N", cfg.n_contended);
+  cfg.n_pingpong = scaled_count("MPX_BENCH_PINGPONG_N", cfg.n_pingpong);
   cfg.reps = int(env_long("MPX_BENCH_REPS", cfg.reps));
   if (const char *pin = std::getenv("MPX_BENCH_PIN")) {
     const std::string p = pin;
