@@ -77,7 +77,9 @@ extern "C" {
 #define MPX_EADDRINUSE -28      /**< address already in use */
 #define MPX_EAGAIN -29          /**< resource temporarily unavailable */
 #define MPX_EDEADLK -30         /**< the operation would deadlock */
-#define MPX_ERRNO_LAST -30      /**< the lowest code defined by this version */
+#define MPX_ETASK -31           /**< the task itself failed (its function returned an error, or raised) */
+#define MPX_ECANCELED -32       /**< the task was cancelled, or its pool terminated, before it ended */
+#define MPX_ERRNO_LAST -32      /**< the lowest code defined by this version */
 
 /** Static English description of an error code ("unknown error" for unknown codes). */
 MPX_API const char *mpx_strerror(int code);

@@ -83,6 +83,8 @@ enum class errc : int {
   addrinuse = MPX_EADDRINUSE,
   again = MPX_EAGAIN,
   deadlk = MPX_EDEADLK,
+  task = MPX_ETASK,
+  canceled = MPX_ECANCELED,
 };
 
 namespace detail {
@@ -113,6 +115,7 @@ class category_impl final : public std::error_category {
       case MPX_EADDRINUSE: return std::errc::address_in_use;
       case MPX_EAGAIN: return std::errc::resource_unavailable_try_again;
       case MPX_EDEADLK: return std::errc::resource_deadlock_would_occur;
+      case MPX_ECANCELED: return std::errc::operation_canceled;
       default: return std::error_condition(ev, *this);
     }
   }

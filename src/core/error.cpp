@@ -92,6 +92,8 @@ constexpr ErrorInfo kErrors[] = {
     {MPX_EADDRINUSE, "MPX_EADDRINUSE", "address already in use"},
     {MPX_EAGAIN, "MPX_EAGAIN", "resource temporarily unavailable"},
     {MPX_EDEADLK, "MPX_EDEADLK", "operation would deadlock"},
+    {MPX_ETASK, "MPX_ETASK", "the task failed"},
+    {MPX_ECANCELED, "MPX_ECANCELED", "the task was cancelled"},
 };
 
 const ErrorInfo *find(int code) {

@@ -24,7 +24,7 @@ constexpr CodeName kCodes[] = {
     {-17, "MPX_ENOTSUP"},        {-18, "MPX_ESYS"},       {-19, "MPX_ERANGE"},      {-20, "MPX_EMFILE"},
     {-21, "MPX_ENOSPC"},         {-22, "MPX_EMSGSIZE"},   {-23, "MPX_EOF"},         {-24, "MPX_EPROTO"},
     {-25, "MPX_EPIPE"},          {-26, "MPX_EAUTH"},      {-27, "MPX_EWORKERDIED"}, {-28, "MPX_EADDRINUSE"},
-    {-29, "MPX_EAGAIN"},         {-30, "MPX_EDEADLK"},
+    {-29, "MPX_EAGAIN"},         {-30, "MPX_EDEADLK"}, {-31, "MPX_ETASK"}, {-32, "MPX_ECANCELED"},
 };
 
 static_assert(MPX_OK == 0 && MPX_EINVAL == -1 && MPX_ENOMEM == -2 && MPX_EBADHANDLE == -3 && MPX_ETIMEDOUT == -4);
@@ -33,7 +33,8 @@ static_assert(MPX_ENOTRECOVERABLE == -10 && MPX_EOVERFLOW == -11 && MPX_EBROKEN 
 static_assert(MPX_ECORRUPT == -14 && MPX_ENOBUFS == -15 && MPX_EFORKED == -16 && MPX_ENOTSUP == -17);
 static_assert(MPX_ESYS == -18 && MPX_ERANGE == -19 && MPX_EMFILE == -20 && MPX_ENOSPC == -21 && MPX_EMSGSIZE == -22);
 static_assert(MPX_EOF == -23 && MPX_EPROTO == -24 && MPX_EPIPE == -25 && MPX_EAUTH == -26 && MPX_EWORKERDIED == -27);
-static_assert(MPX_EADDRINUSE == -28 && MPX_EAGAIN == -29 && MPX_EDEADLK == -30 && MPX_ERRNO_LAST == -30);
+static_assert(MPX_EADDRINUSE == -28 && MPX_EAGAIN == -29 && MPX_EDEADLK == -30 && MPX_ETASK == -31 &&
+              MPX_ECANCELED == -32 && MPX_ERRNO_LAST == -32);
 static_assert(sizeof(kCodes) / sizeof(kCodes[0]) == static_cast<size_t>(1 - MPX_ERRNO_LAST),
               "every code from MPX_OK to MPX_ERRNO_LAST is in the table");
 

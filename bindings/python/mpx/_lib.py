@@ -131,6 +131,8 @@ EWORKERDIED = -27
 EADDRINUSE = -28
 EAGAIN = -29
 EDEADLK = -30
+ETASK = -31
+ECANCELED = -32
 
 # ---- ctypes: types, option structs, prototypes ------------------------------------------
 #
@@ -662,7 +664,7 @@ _CLASSES = {
     EMFILE: MpxOSError, ENOSPC: MpxOSError, EMSGSIZE: MpxOSError, EOF: MpxEOFError,
     EPROTO: MpxOSError, EPIPE: MpxBrokenPipeError, EAUTH: AuthenticationError,
     EWORKERDIED: WorkerDiedError, EADDRINUSE: MpxOSError, EAGAIN: MpxBlockingIOError,
-    EDEADLK: MpxOSError,
+    EDEADLK: MpxOSError, ETASK: MpxError, ECANCELED: MpxError,
 }
 
 # errno for the OSError-derived classes.
