@@ -12,5 +12,6 @@
 #include "mpx/process.h"
 #include "mpx/connection.h"
 #include "mpx/queue.h"
+#include "mpx/pool.h"
 
 #endif /* MPX_MPX_H */
