@@ -268,20 +268,24 @@ MPX_API int mpx_pool_collect(mpx_pool *pool, void *buf, size_t cap, size_t *used
                              int64_t timeout_ms);
 
 /**
- * MPX_POOL_EXTERNAL: hand the pool a started process that serves it (it calls
- * mpx_worker_attach with mpx_pool_token). The pool watches it and fails its task if it
- * dies; the caller keeps ownership of the handle until mpx_pool_maintain returns it.
+ * MPX_POOL_EXTERNAL: the caller starts the workers (e.g. a binding, with its own start
+ * methods) and tells the pool about them. A worker process calls mpx_worker_attach with
+ * mpx_pool_token and serves tasks; the caller watches it and, once it has ended and is
+ * reaped, reports its exit code (Python style: -N for signal N) with mpx_pool_worker_exited.
+ * The pool then fails the task it held, if any, with MPX_EWORKERDIED (or MPX_ETIMEDOUT when
+ * the pool killed it for a task timeout).
  */
-MPX_API int mpx_pool_add_worker(mpx_pool *pool, mpx_process *proc);
+MPX_API int mpx_pool_add_worker(mpx_pool *pool, int64_t pid);
+
+/** MPX_POOL_EXTERNAL: worker pid has ended with exitcode (see mpx_pool_add_worker). */
+MPX_API int mpx_pool_worker_exited(mpx_pool *pool, int64_t pid, int exitcode);
 
 /**
- * MPX_POOL_EXTERNAL: wait (up to timeout_ms) until workers have ended or should be started.
- * ended gets the handles of the ended workers (*n_ended in = capacity, out = number),
- * *wanted the number of workers to start now. MPX_ECLOSED once the pool has finished (closed
- * and drained, or terminated) and no worker is left.
+ * MPX_POOL_EXTERNAL: *wanted = the number of workers to start now (to replace those that
+ * ended or retired). MPX_ECLOSED once the pool has finished (closed with every task ended, or
+ * terminated): start none, and stop watching once the last worker has exited.
  */
-MPX_API int mpx_pool_maintain(mpx_pool *pool, int64_t timeout_ms, mpx_process **ended, size_t *n_ended,
-                              size_t *wanted);
+MPX_API int mpx_pool_wanted(mpx_pool *pool, size_t *wanted);
 
 /** The token a worker attaches with; *len as for mpx_segment_name. */
 MPX_API int mpx_pool_token(mpx_pool *pool, char *buf, size_t *len);
