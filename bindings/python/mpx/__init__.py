@@ -49,6 +49,8 @@ _LAZY = {
     "Pipe": "connection", "connection": "connection",
     "Queue": "queues", "SimpleQueue": "queues", "JoinableQueue": "queues", "queues": "queues",
     "reduction": "reduction",
+    "Pool": "pool", "pool": "pool", "futures": "futures", "WorkerDiedError": "pool",
+    "TaskTimeoutError": "pool", "TaskCancelledError": "pool",
 }
 _PROCESS_NAMES = [
     "Process", "current_process", "active_children", "parent_process", "cpu_count",

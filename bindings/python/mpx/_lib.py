@@ -752,3 +752,118 @@ def out_value(fn, handle, ctype):
 if not DEFERRED:
     _define_ffi()
     _load_now()
+
+
+# ---- pool.h: process pools (issue 5) ---------------------------------------------------------
+#
+# Kept apart from the groups above (and bound on first use by pool_ffi()), so that a library
+# built before pool.h still imports; pool_ffi().have says whether it has the pool API.
+
+MPX_POOL_EXTERNAL = 0x1
+MPX_MAP_ORDERED = 0x1
+RECORD_HEADER_SIZE = 32   # sizeof(mpx_record_header): u64 tag, u64 size, i32 status, i32 code, u32 message, u32 reserved
+
+_pool_ffi = None
+
+
+class _PoolFFI:
+    """The pool.h structs and whether the library has the pool API (``have``)."""
+
+
+def pool_ffi():
+    """The pool.h mirrors (PoolOptions, WorkerTask, PoolStats, Progress, Task, Map) with the
+    prototypes bound into C (loads the library if it is deferred)."""
+    global _pool_ffi
+    if _pool_ffi is not None:
+        return _pool_ffi
+    if not _loaded:
+        _load_now()
+    with _load_lock:
+        if _pool_ffi is not None:
+            return _pool_ffi
+        ns = _PoolFFI()
+
+        class PoolOptions(ctypes.Structure):
+            _fields_ = [
+                ("size", c_uint32), ("workers", ctypes.c_int32), ("method", c_uint32), ("flags", c_uint32),
+                ("maxtasksperchild", c_int64), ("max_worker_memory", c_uint64), ("task_timeout_ms", c_int64),
+                ("initializer", c_void_p), ("initializer_name", c_char_p),
+                ("initargs", c_void_p), ("initargs_size", c_size_t), ("name", c_char_p),
+                ("file", c_char_p), ("argv", P(c_char_p)), ("env", P(c_char_p)), ("env_mode", c_uint32),
+                ("reserved", c_uint32), ("queue_capacity", c_uint64),
+            ]
+
+        class WorkerTask(ctypes.Structure):
+            _fields_ = [("size", c_uint32), ("flags", c_uint32), ("name", c_void_p),
+                        ("arg", c_void_p), ("arg_size", c_size_t)]
+
+        class PoolStats(ctypes.Structure):
+            _fields_ = [("size", c_uint32), ("reserved", c_uint32),
+                        ("tasks_submitted", c_uint64), ("tasks_succeeded", c_uint64),
+                        ("tasks_failed", c_uint64), ("workers_started", c_uint64),
+                        ("workers_died", c_uint64), ("workers_retired", c_uint64)]
+
+        class Progress(ctypes.Structure):
+            _fields_ = [("size", c_uint32), ("reserved", c_uint32), ("total", c_uint64),
+                        ("done", c_uint64), ("failed", c_uint64), ("elapsed_s", ctypes.c_double),
+                        ("rate", ctypes.c_double), ("eta_s", ctypes.c_double)]
+
+        class Task(ctypes.Structure):
+            _fields_ = [("size", c_uint32), ("reserved", c_uint32), ("fn", c_void_p), ("name", c_char_p),
+                        ("arg", c_void_p), ("arg_size", c_size_t), ("timeout_ms", c_int64),
+                        ("callback", c_void_p), ("ctx", c_void_p)]
+
+        class Map(ctypes.Structure):
+            _fields_ = [("size", c_uint32), ("flags", c_uint32), ("fn", c_void_p), ("name", c_char_p),
+                        ("items", P(c_void_p)), ("sizes", P(c_size_t)), ("data", c_void_p),
+                        ("item_size", c_size_t), ("count", c_size_t), ("chunksize", c_size_t),
+                        ("timeout_ms", c_int64), ("callback", c_void_p), ("ctx", c_void_p)]
+
+        for cls in (PoolOptions, WorkerTask, PoolStats, Progress, Task, Map):
+            cls.__qualname__ = cls.__name__
+            setattr(ns, cls.__name__, cls)
+        _PP = P(PoolOptions)
+        prototypes = {
+            "mpx_task_return": (c_int, [c_void_p, c_void_p, c_size_t]),
+            "mpx_task_reserve": (c_int, [c_void_p, c_size_t, P(c_void_p)]),
+            "mpx_task_error": (c_int, [c_void_p, c_char_p]),
+            "mpx_register_task": (c_int, [c_char_p, c_void_p]),
+            "mpx_pool_options_init": (c_int, [_PP, c_size_t]),
+            "mpx_pool_create": (c_int, [_PH, _PP]),
+            "mpx_pool_close": (c_int, [_H]),
+            "mpx_pool_terminate": (c_int, [_H]),
+            "mpx_pool_join": (c_int, [_H, c_int64]),
+            "mpx_pool_destroy": (c_int, [_H]),
+            "mpx_pool_size": (c_int, [_H, _S]),
+            "mpx_pool_worker_pids": (c_int, [_H, P(c_int64), _S]),
+            "mpx_pool_stats_get": (c_int, [_H, P(PoolStats)]),
+            "mpx_task_init": (c_int, [P(Task), c_size_t]),
+            "mpx_map_init": (c_int, [P(Map), c_size_t]),
+            "mpx_pool_apply_async": (c_int, [_H, P(Task), _PH]),
+            "mpx_pool_apply": (c_int, [_H, P(Task), P(c_void_p), _S]),
+            "mpx_pool_map": (c_int, [_H, P(Map), _PH]),
+            "mpx_job_wait": (c_int, [_H, c_int64]),
+            "mpx_job_ready": (c_int, [_H, P(c_int)]),
+            "mpx_job_successful": (c_int, [_H, P(c_int)]),
+            "mpx_job_count": (c_int, [_H, _S]),
+            "mpx_job_result": (c_int, [_H, c_size_t, P(c_void_p), _S]),
+            "mpx_job_error": (c_int, [_H, c_size_t, P(c_int), P(c_int), c_char_p, _S]),
+            "mpx_job_next": (c_int, [_H, c_int64, _S]),
+            "mpx_job_progress": (c_int, [_H, P(Progress)]),
+            "mpx_job_cancel": (c_int, [_H, _S]),
+            "mpx_job_destroy": (c_int, [_H]),
+            "mpx_pool_submit": (c_int, [_H, c_char_p, c_void_p, c_size_t, c_size_t, c_int64]),
+            "mpx_pool_collect": (c_int, [_H, c_void_p, c_size_t, _S, _S, c_int64]),
+            "mpx_pool_add_worker": (c_int, [_H, c_int64]),
+            "mpx_pool_worker_exited": (c_int, [_H, c_int64, c_int]),
+            "mpx_pool_wanted": (c_int, [_H, _S]),
+            "mpx_pool_token": (c_int, [_H, c_char_p, _S]),
+            "mpx_worker_attach": (c_int, [c_char_p, _PH]),
+            "mpx_worker_next": (c_int, [_H, c_int64, P(WorkerTask)]),
+            "mpx_worker_reply": (c_int, [_H, c_int, c_void_p, c_size_t, c_char_p]),
+            "mpx_worker_detach": (c_int, [_H]),
+            "mpx_worker_main": (c_int, []),
+        }
+        ns.have = _optional(lib, prototypes)
+        _pool_ffi = ns
+    return ns

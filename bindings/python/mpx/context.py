@@ -88,6 +88,13 @@ class BaseContext:
         from .queues import SimpleQueue
         return SimpleQueue(ctx=self.get_context())
 
+    def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None, **kwargs):
+        """A process pool whose workers start with this context's method (see mpx.pool;
+        keyword extras: task_timeout, max_memory_per_child)."""
+        from .pool import Pool
+        return Pool(processes, initializer, initargs, maxtasksperchild, context=self.get_context(),
+                    **kwargs)
+
     def RawValue(self, typecode_or_type, *args):
         from .sharedctypes import RawValue
         return RawValue(typecode_or_type, *args)
