@@ -5,6 +5,7 @@ descriptor is left behind by any test."""
 
 import ctypes
 import faulthandler
+import gc
 import io
 import itertools
 import multiprocessing
@@ -15,6 +16,7 @@ import signal
 import threading
 import time
 import unittest
+import warnings
 
 from _support import TestCase, mpx, wait_until
 from mpx.pool import Pool, TaskTimeoutError, TaskCancelledError
@@ -381,6 +383,31 @@ class PoolApi(PoolCase):
         r = p.apply_async(_square, (3,), callback=bad)
         self.assertEqual(r.get(10), 9)
         self.assertEqual(p.apply(_square, (4,)), 16)
+
+    def test_terminate_from_a_callback(self):
+        p = self.pool(2)
+        done = threading.Event()
+
+        def stop(_):
+            p.terminate()
+            done.set()
+        slow = p.apply_async(_sleep_then, (30,))
+        p.apply_async(_square, (2,), callback=stop)
+        self.assertTrue(done.wait(10))
+        with self.assertRaises(TaskCancelledError):
+            slow.get(5)
+        p.join()
+
+    def test_an_unreferenced_pool_is_terminated(self):
+        def use():
+            p = self.ctx.Pool(2)
+            return p.map(_square, range(4)), [w.pid for w in p._pool]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            out, pids = use()
+            gc.collect()
+        self.assertEqual(out, [0, 1, 4, 9])
+        self.assertTrue(wait_until(lambda: not set(pids) & set(child_pids()), 5))
 
     def test_progress_is_drawn_on_a_terminal_only(self):
         p = self.pool(2)

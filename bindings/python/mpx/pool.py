@@ -362,6 +362,8 @@ class _Core:
         self.handler = self.results = None
         self.on_init_failure = None       # called (handler thread) when an initializer raised
         self.destroyed = False
+        self.cancel_lock = threading.Lock()
+        self.pid = os.getpid()
         self.ended = threading.Event()    # the result thread has ended
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
@@ -625,8 +627,27 @@ class _Core:
             self.wake()
             _lib.raw("mpx_pool_terminate")(self.h)
         self.wake()
+
+    def in_pool_thread(self):
+        me = threading.current_thread()
+        return me is self.handler or me is self.results
+
+    def end(self):
+        """After close or terminate: join the threads, fail what terminate left pending, free
+        the C pool. From one of the pool's own threads (a callback), a helper thread does it."""
+        if self.in_pool_thread():
+            threading.Thread(target=self.end, name="mpx-pool-end", daemon=True).start()
+            return
         self.join_threads()
-        self.cancel_leftovers()
+        if self.state == TERMINATE:
+            # Feeders stop at their next look at the state (one blocked in its iterable is
+            # not waited for long).
+            deadline = _monotonic() + 1.0
+            with self.changed:
+                while self.feeders and _monotonic() < deadline:
+                    self.changed.wait(0.05)
+            self.cancel_leftovers()
+        self.destroy()
 
     def join_threads(self):
         me = threading.current_thread()
@@ -636,14 +657,14 @@ class _Core:
 
     def cancel_leftovers(self):
         """Fail what is still pending once the result thread has ended (terminate)."""
-        if self.results is not None and self.results is not threading.current_thread() \
-                and not self.ended.is_set():
+        if self.results is not None and not self.ended.is_set():
             return
-        for job in list(self.cache.values()):
-            try:
-                _fail_job(job, _cancelled())
-            except Exception:  # noqa: BLE001 - a callback raised
-                _callback_failed(job)
+        with self.cancel_lock:
+            for job in list(self.cache.values()):
+                try:
+                    _fail_job(job, _cancelled())
+                except Exception:  # noqa: BLE001 - a callback raised
+                    _callback_failed(job)
 
     def destroy(self):
         with self.lock:
@@ -710,19 +731,10 @@ def _start_thread(target, name):
 
 def _finalize(core):
     """Terminate and free a pool that was not (at exit, or when collected)."""
-    if core.destroyed:
-        return
-    me = threading.current_thread()
-    if me is core.handler or me is core.results:
-        # Collected in one of its own threads: they must go on while it terminates.
-        threading.Thread(target=_finalize, args=(core,), daemon=True).start()
-        return
-    try:
-        core.terminate()
-    finally:
-        if not (core.handler and core.handler.is_alive()) and \
-                not (core.results and core.results.is_alive()):
-            core.destroy()
+    if core.destroyed or core.pid != os.getpid():
+        return          # (a forked child's copy is not its to stop)
+    core.terminate()
+    core.end()
 
 
 class Pool:
@@ -950,18 +962,16 @@ class Pool:
     def close(self):
         '''No more tasks; the workers exit once every task submitted has ended.'''
         core = self._core
-        if core is not None:
+        if core is not None and core.pid == os.getpid():
             core.close()
 
     def terminate(self):
         '''Stop the workers now; tasks not yet ended fail with TaskCancelledError.'''
         core = self._core
-        if core is None:
+        if core is None or core.pid != os.getpid():
             return
         core.terminate()
-        if core.handler is not threading.current_thread() and \
-                core.results is not threading.current_thread():
-            core.destroy()
+        core.end()
         self._finalizer.detach()
 
     def join(self):
@@ -972,13 +982,10 @@ class Pool:
         elif state not in (CLOSE, TERMINATE):
             raise ValueError("In unknown state")
         core = self._core
-        core.join_threads()
-        if state == TERMINATE or core.state == TERMINATE:
-            core.cancel_leftovers()
-        me = threading.current_thread()
-        if me is not core.handler and me is not core.results:
-            core.destroy()
-            self._finalizer.detach()
+        if core.in_pool_thread():
+            raise RuntimeError("cannot join the pool from one of its own threads (a callback)")
+        core.end()
+        self._finalizer.detach()
 
     def __enter__(self):
         self._check_running()
@@ -1003,11 +1010,11 @@ class Pool:
 
 # ---- feeding tasks --------------------------------------------------------------------------
 
-# Records per mpx_pool_submit call: the first batch is small so that the workers start at
-# once; later ones are larger (fewer calls).
-_FIRST_BATCH = 64
+# Records per mpx_pool_submit call: the first batches are small so that the workers start
+# while the rest is pickled, then they double up to _BATCH records (fewer calls), or fewer
+# when they reach _BATCH_BYTES.
 _BATCH = 2048
-_BATCH_BYTES = 1 << 20
+_BATCH_BYTES = 256 << 10
 
 
 def _feed_all(core, result, prefix, iterable, chunksize, n_chunks, timeout_ms):
@@ -1024,7 +1031,7 @@ def _feed_all(core, result, prefix, iterable, chunksize, n_chunks, timeout_ms):
     parts = []
     append = parts.append
     count = nbytes = 0
-    limit = _FIRST_BATCH
+    limit = max(1, core.processes // 2)
     first = 0
     failed = []
     for i, chunk in enumerate(chunks):
@@ -1044,7 +1051,7 @@ def _feed_all(core, result, prefix, iterable, chunksize, n_chunks, timeout_ms):
             _submit_batch(core, result, parts, count, timeout_ms, first, i + 1, failed)
             parts.clear()
             count = nbytes = 0
-            limit = _BATCH
+            limit = min(limit * 2, _BATCH)
             first = i + 1
     if count or failed:
         _submit_batch(core, result, parts, count, timeout_ms, first, n_chunks, failed)
