@@ -18,7 +18,8 @@ namespace mpx::pool {
 
 namespace {
 
-constexpr size_t kBatch = 64;               // tasks the feeder moves, results the collector takes, per lock
+constexpr size_t kBatch = 64;       // tasks the feeder moves, results the collector takes, per lock
+constexpr size_t kMinWindow = 256;  // tasks in the queue or held, at most (and 4 per worker)
 constexpr int64_t kTimeoutPollMs = 10;      // how often task timeouts are checked (while any is set)
 constexpr int64_t kRetryStartMs = 100;      // after a worker failed to start
 constexpr int64_t kTermGraceMs = 200;       // terminate: SIGTERM, then SIGKILL after this
@@ -150,6 +151,7 @@ Status PoolObject::init(const mpx_pool_options *o) {
   } else {
     external_wanted_ = size_t(cfg_.workers);
   }
+  window_ = std::max<size_t>(kMinWindow, 4 * size_t(cfg_.workers));
   feeder_ = std::thread([this] { feeder(); });
   collector_ = std::thread([this] { collector(); });
   supervisor_ = std::thread([this] { supervisor(); });
@@ -279,9 +281,12 @@ void PoolObject::post(std::vector<std::vector<uint8_t>> &notices) {
   notices.clear();
 }
 
+// Closed, a pool still replaces workers while tasks wait for one: in the backlog, or in the
+// task queue (put, not yet taken). Tasks that workers hold need no new worker.
 bool PoolObject::replacing() const {
   if (state_ == State::terminated) return false;
-  return state_ == State::running || !backlog_.empty() || inflight_live_ > 0;
+  return state_ == State::running || !backlog_.empty() ||
+         (inflight_live_ > 0 && tasks_.items_put() > tasks_.items_got());
 }
 
 bool PoolObject::finished() const {
@@ -588,7 +593,12 @@ void PoolObject::feeder() {
   std::vector<uint64_t> ordinals;
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
-    feed_cv_.wait(lk, [&] { return !backlog_.empty() || state_ != State::running; });
+    // Tasks go to the queue only a window ahead of the workers, so that the rest can still be
+    // cancelled (the collector wakes us as tasks end).
+    feed_cv_.wait(lk, [&] {
+      return (!backlog_.empty() && inflight_live_ < window_) || state_ == State::terminated ||
+             (state_ == State::closed && backlog_.empty());
+    });
     if (state_ == State::terminated) return;
     if (backlog_.empty()) {
       maybe_close_tasks();
@@ -601,7 +611,7 @@ void PoolObject::feeder() {
     while (inflight_base_ + inflight_.size() < next) inflight_.emplace_back();  // ordinals lost to a failed put
     msgs.clear();
     ordinals.clear();
-    while (!backlog_.empty() && msgs.size() < kBatch) {
+    while (!backlog_.empty() && msgs.size() < kBatch && inflight_live_ < window_) {
       Pending p = std::move(backlog_.front());
       backlog_.pop_front();
       if (p.job && p.job->chunks[p.chunk] != kQueued) continue;  // cancelled
@@ -657,6 +667,7 @@ void PoolObject::end_task(uint64_t ordinal, int32_t status, int32_t code, void *
     ++inflight_base_;
   }
   settle(task, status, code, buf, payload, size, msg, count, calls);
+  if (!backlog_.empty() && inflight_live_ + kBatch / 2 < window_) feed_cv_.notify_one();
 }
 
 // Give a task its outcome (mu_ held). Takes buf.

@@ -190,6 +190,7 @@ class PoolObject final : public Object {
   std::deque<Pending> inflight_;  // by ordinal, from inflight_base_
   uint64_t inflight_base_ = 0;
   size_t inflight_live_ = 0;
+  size_t window_ = 256;
   std::deque<Done> done_;
   int collecting_ = 0;
   std::vector<WorkerRec> workers_;

@@ -78,10 +78,7 @@ mpx_task_fn find_task(const std::string &name) {
 }
 
 WorkerObject::~WorkerObject() {
-  if (slot_) {
-    slot_->ordinal.store(0, std::memory_order_release);
-    slot_->state.store(kSlotRetiring, std::memory_order_release);
-  }
+  if (slot_) slot_->ordinal.store(0, std::memory_order_release);
 }
 
 void WorkerObject::wake_waiters() noexcept { tasks_.wake_waiters(); }

@@ -17,6 +17,23 @@ namespace {
 
 const bool kTasksRegistered = (register_pool_tasks(), true);
 
+// Library state that lives as long as the process, started before the first test so that the
+// leak check does not count it: the forkserver (its process and socket), and the thread that
+// forks daemons for other threads (a pool's supervisor starts replacement workers).
+void warm_up_pools() {
+  mpx_forkserver_start();
+  std::thread([] {
+    mpx_process_options po;
+    mpx_process_options_init(&po, sizeof po);
+    po.daemon = 1;
+    po.fn = [](void *) {};
+    mpx_process *h = nullptr;
+    if (mpx_process_create(&h, &po) == MPX_OK && mpx_process_start(h) == MPX_OK) mpx_process_join(h, -1);
+    if (h) mpx_process_destroy(h);
+  }).join();
+}
+const bool kWarmedUp = register_warmup(&warm_up_pools);
+
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }

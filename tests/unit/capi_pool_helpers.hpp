@@ -77,8 +77,9 @@ inline int task_die(const void *arg, size_t size, mpx_task_out *) {
 inline int task_grow(const void *arg, size_t size, mpx_task_out *out) {
   int64_t mib = 0;
   if (size == sizeof mib) std::memcpy(&mib, arg, sizeof mib);
-  auto *p = static_cast<char *>(malloc(size_t(mib) << 20));
-  if (p) std::memset(p, 1, size_t(mib) << 20);
+  static char *volatile kept;  // so that the compiler cannot drop the allocation
+  kept = static_cast<char *>(malloc(size_t(mib) << 20));
+  if (kept) std::memset(kept, 1, size_t(mib) << 20);
   return task_pid(arg, size, out);
 }
 
