@@ -18,6 +18,7 @@ class ForkMutex {
     kProcess = 50,
     kProcessRegistry = 51,
     kProcessEntries = 52,
+    kPoolTasks = 53,
     kConnection = 60
   };
   ForkMutex(Rank rank, bool recursive = false) noexcept;

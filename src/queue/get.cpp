@@ -208,6 +208,7 @@ Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
 }
 
 void QueueObject::count_taken(uint64_t ordinal) noexcept {
+  if (take_hook_) take_hook_(take_ctx_, ordinal);
   // seq_cst when a producer may be waiting for this count to drop below maxsize.
   if (maxsize_) l_->consumer.items_got.store(ordinal, std::memory_order_seq_cst);
   else l_->consumer.items_got.store(ordinal, std::memory_order_release);

@@ -137,6 +137,20 @@ class QueueObject final : public Object {
   Status join(int64_t timeout_ms) noexcept;
   Status unfinished(uint64_t *count) noexcept;
 
+  // For the pool: fn(ctx, ordinal) runs under the consumer lock just before this object's
+  // get counts an item as taken, so a taker that dies right after leaves word of what it took.
+  void set_take_hook(void (*fn)(void *, uint64_t), void *ctx) noexcept {
+    take_hook_ = fn;
+    take_ctx_ = ctx;
+  }
+  // The consumer lock (repairing after a dead holder) for a caller that must see the taken
+  // count still: items_got() then says whether an item has been taken (or skipped).
+  Status lock_consumer() noexcept { return lock(clock_, queue::Timeout(-1), false); }
+  void unlock_consumer() noexcept { clock_.release(); }
+  uint64_t items_got() const noexcept { return l_->consumer.items_got.load(std::memory_order_acquire); }
+  // The ordinal of the last item put (a sole producer knows its next item's: this plus one).
+  uint64_t items_put() const noexcept { return l_->producer.items_put.load(std::memory_order_acquire); }
+
   uint64_t maxsize() const { return maxsize_; }
   uint64_t capacity() const { return cap_; }
   bool joinable() const { return joinable_; }
@@ -215,6 +229,8 @@ class QueueObject final : public Object {
   uint64_t seen_free_ = 0, seen_got_ = 0;  // producer side
   uint64_t seen_tail_ = 0;                 // consumer side
   bool few_ = false;  // the consumer's last look at tail found little (see take())
+  void (*take_hook_)(void *, uint64_t) = nullptr;
+  void *take_ctx_ = nullptr;
 };
 
 }  // namespace mpx

@@ -47,6 +47,7 @@ const char *obj_type_name(ObjType t) noexcept {
     case ObjType::barrier: return "barrier";
     case ObjType::array: return "array";
     case ObjType::queue: return "queue";
+    case ObjType::pool: return "pool";
   }
   return "object";
 }

@@ -14,7 +14,7 @@
 
 namespace mpx {
 
-enum class ObjType : uint16_t { lock = 1, semaphore = 2, event = 3, condition = 4, barrier = 5, array = 6, queue = 7 };
+enum class ObjType : uint16_t { lock = 1, semaphore = 2, event = 3, condition = 4, barrier = 5, array = 6, queue = 7, pool = 8 };
 
 const char *obj_type_name(ObjType t) noexcept;
 

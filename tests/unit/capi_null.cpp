@@ -261,6 +261,78 @@ std::vector<Op> queue_ops() {
   };
 }
 
+mpx_pool *make_external_pool() {
+  mpx_pool_options o;
+  mpx_pool_options_init(&o, sizeof o);
+  o.workers = 1;
+  o.flags = MPX_POOL_EXTERNAL;
+  mpx_pool *p = nullptr;
+  mpx_pool_create(&p, &o);
+  return p;
+}
+
+mpx_job *make_job() {
+  mpx_pool *p = make_external_pool();
+  mpx_task t;
+  mpx_task_init(&t, sizeof t);
+  t.name = "nothing";
+  mpx_job *j = nullptr;
+  mpx_pool_apply_async(p, &t, &j);
+  mpx_pool_destroy(p);  // the job stays, its item cancelled
+  return j;
+}
+
+mpx_worker *make_worker() {
+  mpx_pool *p = make_external_pool();
+  char token[MPX_TOKEN_MAX];
+  size_t n = sizeof token;
+  mpx_worker *w = nullptr;
+  if (mpx_pool_token(p, token, &n) == MPX_OK) mpx_worker_attach(token, &w);
+  mpx_pool_destroy(p);  // the worker's handle stays valid (it sees the pool terminated)
+  return w;
+}
+
+std::vector<Op> pool_ops() {
+  return {
+      {"mpx_pool_close", [](void *h) { return mpx_pool_close(as<mpx_pool>(h)); }},
+      {"mpx_pool_terminate", [](void *h) { return mpx_pool_terminate(as<mpx_pool>(h)); }},
+      {"mpx_pool_join", [](void *h) { return mpx_pool_join(as<mpx_pool>(h), 0); }},
+      {"mpx_pool_size", [](void *h) { size_t n = 0; return mpx_pool_size(as<mpx_pool>(h), &n); }},
+      {"mpx_pool_worker_pids", [](void *h) { int64_t p[4]; size_t n = 4; return mpx_pool_worker_pids(as<mpx_pool>(h), p, &n); }},
+      {"mpx_pool_stats_get", [](void *h) { mpx_pool_stats st; st.size = sizeof st; return mpx_pool_stats_get(as<mpx_pool>(h), &st); }},
+      {"mpx_pool_token", [](void *h) { char b[MPX_TOKEN_MAX]; size_t n = sizeof b; return mpx_pool_token(as<mpx_pool>(h), b, &n); }},
+      {"mpx_pool_apply_async", [](void *h) { mpx_task t; mpx_task_init(&t, sizeof t); t.name = "x"; mpx_job *j = nullptr; int rc = mpx_pool_apply_async(as<mpx_pool>(h), &t, &j); if (j) mpx_job_destroy(j); return rc; }},
+      {"mpx_pool_apply", [](void *h) { mpx_task t; mpx_task_init(&t, sizeof t); t.name = "x"; t.timeout_ms = 1; void *r = nullptr; size_t n = 0; int rc = mpx_pool_apply(as<mpx_pool>(h), &t, &r, &n); mpx_free(r); return rc; }},
+      {"mpx_pool_map", [](void *h) { mpx_map m; mpx_map_init(&m, sizeof m); m.name = "x"; mpx_job *j = nullptr; int rc = mpx_pool_map(as<mpx_pool>(h), &m, &j); if (j) mpx_job_destroy(j); return rc; }},
+      {"mpx_pool_submit", [](void *h) { return mpx_pool_submit(as<mpx_pool>(h), "x", nullptr, 0, 0, 0); }},
+      {"mpx_pool_collect", [](void *h) { char b[64]; size_t u = 0, c = 0; return mpx_pool_collect(as<mpx_pool>(h), b, sizeof b, &u, &c, 0); }},
+      {"mpx_pool_add_worker", [](void *h) { return mpx_pool_add_worker(as<mpx_pool>(h), 1); }},
+      {"mpx_pool_worker_exited", [](void *h) { return mpx_pool_worker_exited(as<mpx_pool>(h), 1, 0); }},
+      {"mpx_pool_wanted", [](void *h) { size_t n = 0; return mpx_pool_wanted(as<mpx_pool>(h), &n); }},
+  };
+}
+
+std::vector<Op> job_ops() {
+  return {
+      {"mpx_job_wait", [](void *h) { return mpx_job_wait(as<mpx_job>(h), 0); }},
+      {"mpx_job_ready", [](void *h) { int v = 0; return mpx_job_ready(as<mpx_job>(h), &v); }},
+      {"mpx_job_successful", [](void *h) { int v = 0; return mpx_job_successful(as<mpx_job>(h), &v); }},
+      {"mpx_job_count", [](void *h) { size_t n = 0; return mpx_job_count(as<mpx_job>(h), &n); }},
+      {"mpx_job_result", [](void *h) { const void *d = nullptr; size_t n = 0; return mpx_job_result(as<mpx_job>(h), 0, &d, &n); }},
+      {"mpx_job_error", [](void *h) { int c = 0, t = 0; size_t n = 0; return mpx_job_error(as<mpx_job>(h), 0, &c, &t, nullptr, &n); }},
+      {"mpx_job_next", [](void *h) { size_t i = 0; return mpx_job_next(as<mpx_job>(h), 0, &i); }},
+      {"mpx_job_progress", [](void *h) { mpx_progress p; p.size = sizeof p; return mpx_job_progress(as<mpx_job>(h), &p); }},
+      {"mpx_job_cancel", [](void *h) { size_t n = 0; return mpx_job_cancel(as<mpx_job>(h), &n); }},
+  };
+}
+
+std::vector<Op> worker_ops() {
+  return {
+      {"mpx_worker_next", [](void *h) { mpx_worker_task t; t.size = sizeof t; return mpx_worker_next(as<mpx_worker>(h), 0, &t); }},
+      {"mpx_worker_reply", [](void *h) { return mpx_worker_reply(as<mpx_worker>(h), 0, "x", 1, nullptr); }},
+  };
+}
+
 // One handle type: its operations, how to destroy one, and how to make a valid one.
 struct Kind {
   const char *name;
@@ -293,6 +365,12 @@ std::vector<Kind> kinds() {
        [] { return static_cast<void *>(make_conn()); }},
       {"queue", queue_ops(), {"mpx_queue_destroy", [](void *h) { return mpx_queue_destroy(as<mpx_queue>(h)); }},
        [] { return static_cast<void *>(make_queue(MPX_QUEUE_JOINABLE)); }},
+      {"pool", pool_ops(), {"mpx_pool_destroy", [](void *h) { return mpx_pool_destroy(as<mpx_pool>(h)); }},
+       [] { return static_cast<void *>(make_external_pool()); }},
+      {"job", job_ops(), {"mpx_job_destroy", [](void *h) { return mpx_job_destroy(as<mpx_job>(h)); }},
+       [] { return static_cast<void *>(make_job()); }},
+      {"worker", worker_ops(), {"mpx_worker_detach", [](void *h) { return mpx_worker_detach(as<mpx_worker>(h)); }},
+       [] { return static_cast<void *>(make_worker()); }},
   };
 }
 
@@ -501,6 +579,40 @@ std::vector<NullCall> null_out_calls() {
   add("mpx_queue_capacity", "NULL out", [] { QueuePtr q(make_queue()); return mpx_queue_capacity(q.get(), nullptr); });
   add("mpx_queue_closed", "NULL out", [] { QueuePtr q(make_queue()); return mpx_queue_closed(q.get(), nullptr); });
   add("mpx_queue_unfinished", "NULL out", [] { QueuePtr q(make_queue(MPX_QUEUE_JOINABLE)); return mpx_queue_unfinished(q.get(), nullptr); });
+  // pool
+  struct PoolGone {
+    void operator()(mpx_pool *p) const { mpx_pool_destroy(p); }
+  };
+  using PoolPtr = std::unique_ptr<mpx_pool, PoolGone>;
+  add("mpx_task_return", "NULL out", [] { return mpx_task_return(nullptr, "x", 1); });
+  add("mpx_task_reserve", "NULL out", [] { void *b = nullptr; return mpx_task_reserve(nullptr, 4, &b); });
+  add("mpx_task_error", "NULL out", [] { return mpx_task_error(nullptr, "x"); });
+  add("mpx_register_task", "NULL name", [] { return mpx_register_task(nullptr, [](const void *, size_t, mpx_task_out *) { return 0; }); });
+  add("mpx_register_task", "NULL fn", [] { return mpx_register_task("mpxt-null-fn", nullptr); });
+  add("mpx_pool_options_init", "NULL opts", [] { return mpx_pool_options_init(nullptr, sizeof(mpx_pool_options)); });
+  add("mpx_task_init", "NULL task", [] { return mpx_task_init(nullptr, sizeof(mpx_task)); });
+  add("mpx_map_init", "NULL map", [] { return mpx_map_init(nullptr, sizeof(mpx_map)); });
+  add("mpx_pool_create", "NULL out", [] { return mpx_pool_create(nullptr, nullptr); });
+  add("mpx_pool_size", "NULL out", [] { PoolPtr p(make_external_pool()); return mpx_pool_size(p.get(), nullptr); });
+  add("mpx_pool_worker_pids", "NULL count", [] { PoolPtr p(make_external_pool()); int64_t x[2]; return mpx_pool_worker_pids(p.get(), x, nullptr); });
+  add("mpx_pool_stats_get", "NULL stats", [] { PoolPtr p(make_external_pool()); return mpx_pool_stats_get(p.get(), nullptr); });
+  add("mpx_pool_token", "NULL len", [] { PoolPtr p(make_external_pool()); return mpx_pool_token(p.get(), token_buf, nullptr); });
+  add("mpx_pool_apply_async", "NULL task", [] { PoolPtr p(make_external_pool()); mpx_job *j = nullptr; return mpx_pool_apply_async(p.get(), nullptr, &j); });
+  add("mpx_pool_apply_async", "NULL out", [] { PoolPtr p(make_external_pool()); mpx_task t; mpx_task_init(&t, sizeof t); t.name = "x"; return mpx_pool_apply_async(p.get(), &t, nullptr); });
+  add("mpx_pool_apply", "NULL result", [] { PoolPtr p(make_external_pool()); mpx_task t; mpx_task_init(&t, sizeof t); t.name = "x"; size_t n = 0; return mpx_pool_apply(p.get(), &t, nullptr, &n); });
+  add("mpx_pool_map", "NULL map", [] { PoolPtr p(make_external_pool()); mpx_job *j = nullptr; return mpx_pool_map(p.get(), nullptr, &j); });
+  add("mpx_pool_submit", "NULL name", [] { PoolPtr p(make_external_pool()); return mpx_pool_submit(p.get(), nullptr, nullptr, 0, 0, 0); });
+  add("mpx_pool_collect", "NULL used", [] { PoolPtr p(make_external_pool()); char b[8]; size_t c = 0; return mpx_pool_collect(p.get(), b, sizeof b, nullptr, &c, 0); });
+  add("mpx_pool_wanted", "NULL out", [] { PoolPtr p(make_external_pool()); return mpx_pool_wanted(p.get(), nullptr); });
+  add("mpx_job_ready", "NULL out", [] { mpx_job *j = make_job(); int rc = mpx_job_ready(j, nullptr); mpx_job_destroy(j); return rc; });
+  add("mpx_job_successful", "NULL out", [] { mpx_job *j = make_job(); int rc = mpx_job_successful(j, nullptr); mpx_job_destroy(j); return rc; });
+  add("mpx_job_count", "NULL out", [] { mpx_job *j = make_job(); int rc = mpx_job_count(j, nullptr); mpx_job_destroy(j); return rc; });
+  add("mpx_job_result", "NULL data", [] { mpx_job *j = make_job(); size_t n; int rc = mpx_job_result(j, 0, nullptr, &n); mpx_job_destroy(j); return rc; });
+  add("mpx_job_error", "NULL code", [] { mpx_job *j = make_job(); int rc = mpx_job_error(j, 0, nullptr, nullptr, nullptr, nullptr); mpx_job_destroy(j); return rc; });
+  add("mpx_job_next", "NULL index", [] { mpx_job *j = make_job(); int rc = mpx_job_next(j, 0, nullptr); mpx_job_destroy(j); return rc; });
+  add("mpx_job_progress", "NULL progress", [] { mpx_job *j = make_job(); int rc = mpx_job_progress(j, nullptr); mpx_job_destroy(j); return rc; });
+  add("mpx_worker_attach", "NULL out", [] { return mpx_worker_attach("x", nullptr); });
+  add("mpx_worker_next", "NULL task", [] { mpx_worker *w = make_worker(); int rc = mpx_worker_next(w, 0, nullptr); mpx_worker_detach(w); return rc; });
   return v;
 }
 
@@ -513,6 +625,10 @@ std::vector<NullCall> no_code_calls() {
       {"mpx_version", "no argument", [] { return mpx_version() == 0 && MPX_VERSION_NUMBER != 0 ? -1 : 0; }},
       {"mpx_version_string", "no argument", [] { return mpx_version_string() == nullptr ? -1 : 0; }},
       {"mpx_free", "NULL", [] { mpx_free(nullptr); return 0; }},
+      {"mpx_worker_main", "no MPX_POOL_TOKEN: exit status 1", [] {
+         unsetenv("MPX_POOL_TOKEN");
+         return mpx_worker_main() == 1 ? 0 : -1;
+       }},
   };
 }
 
