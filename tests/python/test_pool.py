@@ -445,12 +445,14 @@ class PoolFailures(PoolCase):
         r = p.apply_async(_report_pid_and_sleep, (q, 30))
         others = p.map_async(_sleep_then, [0.01] * 20, chunksize=1)
         pid = q.get(timeout=10)
+        names = {w.pid: w.name for w in p._pool}
         t0 = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         with self.assertRaises(mpx.WorkerDiedError) as cm:
             r.get(timeout=5)
         self.assertLess(time.monotonic() - t0, 2.0)
         self.assertIn(str(pid), str(cm.exception))
+        self.assertIn(f"{names[pid]} (pid {pid})", str(cm.exception))
         self.assertEqual(cm.exception.exitcode, -signal.SIGKILL)
         self.assertEqual(others.get(10), [None] * 20)
         self.assertEqual(p.map(_square, range(20)), [x * x for x in range(20)])
@@ -488,6 +490,8 @@ class PoolFailures(PoolCase):
         self.assertGreaterEqual(elapsed, 0.3)
         self.assertLess(elapsed, 3.0)
         self.assertIsInstance(cm.exception, multiprocessing.TimeoutError)
+        self.assertIn("timeout", str(cm.exception))
+        self.assertFalse(str(cm.exception).startswith("[Errno"), str(cm.exception))
         self.assertEqual(fine.get(10), "fine")
         self.assertEqual(p.apply(_square, (2,)), 4)
 

@@ -40,6 +40,7 @@ import itertools
 import math
 import os
 import pickle
+import re
 import select
 import struct
 import sys
@@ -79,6 +80,9 @@ class TaskTimeoutError(MpxTimeoutError, TimeoutError):
 
     Both ``mpx.MpxTimeoutError`` (the builtin ``TimeoutError``) and
     ``multiprocessing.TimeoutError``. Attribute ``exitcode``: the killed worker's."""
+
+    def __str__(self):
+        return self.strerror or super().__str__()
 
 
 TaskTimeoutError.__module__ = "mpx"
@@ -176,6 +180,18 @@ def _timeout_ms(task_timeout, what="task_timeout"):
     if task_timeout != task_timeout or task_timeout <= 0:
         raise ValueError(f"{what} must be a positive number of seconds or None")
     return _lib.ms_from_timeout(task_timeout)
+
+
+# The library names a worker "<prefix>-<n> (pid <pid>)" by its own count; the message shown
+# names it as Python does (ForkPoolWorker-7, ...).
+_WORKER_IN_MESSAGE = re.compile(r"[\w.:-]+ \(pid (\d+)\)")
+
+
+def _python_names(message, names):
+    def sub(m):
+        name = names.get(int(m.group(1)))
+        return f"{name} (pid {m.group(1)})" if name else m.group(0)
+    return _WORKER_IN_MESSAGE.sub(sub, message)
 
 
 def _task_error(status, code, message):
@@ -361,6 +377,7 @@ class _Core:
         self.funcs = {}
         self.handler = self.results = None
         self.on_init_failure = None       # called (handler thread) when an initializer raised
+        self.names = {}                   # pid -> name of the workers started (the latest)
         self.destroyed = False
         self.cancel_lock = threading.Lock()
         self.pid = os.getpid()
@@ -378,6 +395,9 @@ class _Core:
         opts.maxtasksperchild = maxtasksperchild or 0
         opts.max_worker_memory = max_memory or 0
         opts.task_timeout_ms = task_timeout_ms
+        prefix = {"fork": b"ForkPoolWorker", "spawn": b"SpawnPoolWorker",
+                  "forkserver": b"ForkServerPoolWorker"}.get(ctx.get_start_method(), b"PoolWorker")
+        opts.name = prefix
         h = c_void_p()
         rc = C.mpx_pool_create(byref(h), byref(opts))
         if rc < 0:
@@ -395,6 +415,10 @@ class _Core:
         p.daemon = True
         p.start()
         self.workers.append(p)
+        names = self.names
+        names[p.pid] = p.name
+        if len(names) > 4096:
+            del names[next(iter(names))]
         rc = _add_worker(self.h, c_int64(p.pid))
         if rc < 0:
             raise error(rc, "add the worker")
@@ -573,7 +597,7 @@ class _Core:
                 except Exception as e:  # noqa: BLE001
                     obj = (False, e)
             else:
-                msg = bytes(mv[p + size:end]).decode("utf-8", "replace")
+                msg = _python_names(bytes(mv[p + size:end]).decode("utf-8", "replace"), self.names)
                 obj = (False, _task_error(status, code, msg))
             try:
                 job._set(tag & _MASK, obj)
