@@ -5,11 +5,14 @@ import concurrent.futures as cf
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import unittest
 
-from _support import mpx, wait_until
+from _support import mpx, wait_until, subprocess_env
 from mpx.futures import ProcessPoolExecutor, BrokenProcessPool
 from test_pool import PoolCase, _square, _add, _sleep_then, _raise_value_error, _exit3, _pid, \
     _report_pid_and_sleep
@@ -148,6 +151,24 @@ class Executor(ExecutorCase):
             f.result(timeout=10)
         with self.assertRaises(BrokenProcessPool):
             ex.submit(_square, 3)
+
+    def test_work_submitted_is_finished_at_exit(self):
+        code = textwrap.dedent("""
+            import time, mpx.futures
+            def slow(x):
+                time.sleep(0.1)
+                return x
+            if __name__ == "__main__":
+                ex = mpx.futures.ProcessPoolExecutor(2, mp_context=mpx.get_context("fork"))
+                for i in range(4):
+                    ex.submit(slow, i).add_done_callback(lambda f: print("done", f.result(), flush=True))
+                print("exiting", flush=True)
+            """)
+        out = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), timeout=30,
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(sorted(out.stdout.split("\n")),
+                         ["", "done 0", "done 1", "done 2", "done 3", "exiting"])
 
     def test_invalid_arguments(self):
         with self.assertRaisesRegex(ValueError, "max_workers must be greater than 0"):

@@ -13,12 +13,15 @@ import multiprocessing.pool
 import os
 import pickle
 import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 import unittest
 import warnings
 
-from _support import TestCase, mpx, wait_until
+from _support import TestCase, mpx, wait_until, subprocess_env
 from mpx.pool import Pool, TaskTimeoutError, TaskCancelledError
 
 
@@ -409,6 +412,23 @@ class PoolApi(PoolCase):
         self.assertEqual(out, [0, 1, 4, 9])
         self.assertTrue(wait_until(lambda: not set(pids) & set(child_pids()), 5))
 
+    def test_an_open_pool_is_terminated_at_exit(self):
+        code = textwrap.dedent("""
+            import time, mpx
+            if __name__ == "__main__":
+                p = mpx.get_context("%s").Pool(2)
+                r = p.apply_async(time.sleep, (60,))
+                print(p.map(abs, [-1, -2]), [w.pid for w in p._pool], flush=True)
+            """ % self.method)
+        t0 = time.monotonic()
+        out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=subprocess_env(),
+                             timeout=30, capture_output=True, text=True)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertTrue(out.stdout.startswith("[1, 2] ["), out.stdout)
+        pids = eval(out.stdout.split("] ", 1)[1])
+        self.assertTrue(wait_until(lambda: all(not os.path.exists(f"/proc/{pid}") for pid in pids), 5))
+
     def test_progress_is_drawn_on_a_terminal_only(self):
         p = self.pool(2)
         tty = _FakeTTY()
@@ -515,7 +535,10 @@ class PoolFailures(PoolCase):
         self.assertEqual(len(set(pids)), 40)
 
     def test_max_memory_per_child_replaces_a_grown_worker(self):
-        p = self.pool(1, max_memory_per_child=64 << 20)
+        # A fork worker starts with this process's resident size (its mappings are shared).
+        with open("/proc/self/statm") as f:
+            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        p = self.pool(1, max_memory_per_child=rss + (48 << 20))
         first = p.apply(_pid)
         self.assertEqual(p.apply(_pid), first)
         self.assertEqual(p.apply(_hog_memory, (100,)), first)

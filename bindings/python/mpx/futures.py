@@ -26,7 +26,9 @@ a time; the others wait in the executor, where ``Future.cancel()`` can still can
 
 import collections
 import itertools
+import os
 import threading
+import weakref
 from concurrent.futures import _base
 from concurrent.futures.process import BrokenProcessPool
 
@@ -63,11 +65,22 @@ def _chain_from_iterable_of_lists(iterable):
 
 
 _global_shutdown = False
+_executors = weakref.WeakSet()
 
 
 def _python_exit():
+    # As the standard library's: at exit (before the pools' finalizers terminate them), the
+    # work already submitted to executors is finished.
     global _global_shutdown
     _global_shutdown = True
+    me = os.getpid()
+    for ex in list(_executors):
+        if ex._owner_pid != me:
+            continue        # a forked child's copy (a worker at its exit): not its to finish
+        try:
+            ex._finish_at_exit()
+        except Exception:  # noqa: BLE001 - exit goes on
+            pass
 
 
 threading._register_atexit(_python_exit)
@@ -111,6 +124,8 @@ class ProcessPoolExecutor(_base.Executor):
         self._shutdown_thread = False
         self._broken = False
         self._closed = False
+        self._owner_pid = os.getpid()
+        _executors.add(self)
 
     @property
     def _processes(self):
@@ -235,6 +250,13 @@ class ProcessPoolExecutor(_base.Executor):
                 pool.close()
             pool.join()
     shutdown.__doc__ = _base.Executor.shutdown.__doc__
+
+    def _finish_at_exit(self):
+        with self._lock:
+            self._shutdown_thread = True
+            pool = self._pool
+        if pool is not None and pool._state != _pool.TERMINATE:
+            self.shutdown(wait=True)
 
 
 class _Done:
