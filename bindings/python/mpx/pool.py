@@ -123,7 +123,12 @@ _ETASK = _lib.ETASK
 _EWORKERDIED = _lib.EWORKERDIED
 _ECANCELED = _lib.ECANCELED
 
+# mpx_pool_submit never waits (the tasks go to a backlog in memory): a small batch is
+# submitted keeping the GIL (handing it to the result thread and back costs more than the
+# call), a large one (a copy of many bytes) releasing it.
+_submit_gil = _lib.raw_gil("mpx_pool_submit")
 _submit = _lib.raw("mpx_pool_submit")
+_SUBMIT_GIL_MAX = 64 << 10
 _collect = _lib.raw("mpx_pool_collect")
 _next = _lib.raw("mpx_worker_next")
 _reply = _lib.raw("mpx_worker_reply")
@@ -609,7 +614,9 @@ class _Core:
     def submit(self, parts, count, timeout_ms):
         """Submit `count` records (parts joined); the error code (0: queued)."""
         data = b"".join(parts)
-        return _submit(self.h, _NAME, data, c_size_t(len(data)), c_size_t(count), c_int64(timeout_ms))
+        n = len(data)
+        fn = _submit_gil if n <= _SUBMIT_GIL_MAX else _submit
+        return fn(self.h, _NAME, data, c_size_t(n), c_size_t(count), c_int64(timeout_ms))
 
     def submit_failed(self, rc):
         if rc == _ECLOSED or self.state == TERMINATE:
