@@ -920,14 +920,12 @@ class Pool:
             chunksize, extra = divmod(length, self._processes * 4)
             if extra:
                 chunksize += 1
-        elif chunksize < 0:
-            raise ValueError("Chunksize must be 1+, not {0!r}".format(chunksize))
         if length == 0:
             chunksize = 0
         result = MapResult(self, chunksize, length, callback, error_callback=error_callback)
         result._mpx_length = length
         if chunksize <= 0:
-            return result
+            return result       # as multiprocessing's: ready at once, [None] * length
         n_chunks = result._number_left
         if n_chunks > _MAX_INDEX:
             raise OverflowError("too many chunks for one map: use a larger chunksize")
