@@ -482,7 +482,12 @@ class _Core:
         killed_at = None
         errors = 0
         while True:
-            self.reap()
+            try:
+                self.reap()
+            except Exception:  # noqa: BLE001 - keep watching the others
+                errors += 1
+                if errors <= 3:
+                    traceback.print_exc()
             if wanting:
                 try:
                     wanting = self.start_wanted()
@@ -546,6 +551,7 @@ class _Core:
         h = self.h
         cap = c_size_t(size)
         run_ms, end_ms = _lib.SLICE, c_int64(10)
+        failures = 0
         try:
             while True:
                 rc = _collect(h, ptr, cap, pused, pcount, run_ms if self.state == RUN else end_ms)
@@ -571,9 +577,13 @@ class _Core:
                     mv = memoryview(buf)
                     cap = c_size_t(size)
                     continue
-                if rc == _ECLOSED:
+                if rc == _ECLOSED or rc == _lib.EBADHANDLE or self.destroyed:
                     return
-                raise error(rc, "collect results")
+                # Not expected: say so once, and keep collecting.
+                if not failures:
+                    sys.stderr.write(f"mpx pool: {error(rc, 'collect results')}\n")
+                failures += 1
+                time.sleep(0.01)
         finally:
             self.ended.set()
             with self.changed:
