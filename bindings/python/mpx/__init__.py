@@ -94,4 +94,5 @@ __all__ = [
     "MpxTimeoutError", "MpxFileExistsError", "MpxFileNotFoundError", "MpxPermissionError",
     "NotPermittedError", "OwnerDiedError", "NotRecoverableError", "MpxOverflowError",
     "BrokenError", "ClosedError", "CorruptError", "ForkedError", "MpxIndexError", "MpxOSError",
+    "Pool", "WorkerDiedError", "TaskTimeoutError", "TaskCancelledError",
 ] + _PROCESS_NAMES
