@@ -281,6 +281,15 @@ class PoolApi(PoolCase):
         self.assertEqual(out, [x * x for x in range(20)])
         self.assertLess(pulled[0], 1000)
 
+    def test_imap_goes_on_after_close(self):
+        p = self.pool(2)
+        it = p.imap(_square, iter(range(1000)))
+        itu = p.imap_unordered(_square, iter(range(1000)), chunksize=3)
+        p.close()
+        self.assertEqual(list(it), [x * x for x in range(1000)])
+        self.assertEqual(sorted(itu), [x * x for x in range(1000)])
+        p.join()
+
     def test_an_iterable_that_raises_fails_imap_at_that_item(self):
         p = self.pool(2)
 
