@@ -443,8 +443,8 @@ TEST(PoolDeath, SegfaultExitAndErrorEachSayWhatHappened) {  // scenario 37
     int code;
     const char *says;
   };
-#if defined(__SANITIZE_ADDRESS__)
-  const char *segv_says = "exited with status 1";  // AddressSanitizer catches the SIGSEGV and exits 1
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  const char *segv_says = "exited with status 1";  // the sanitizer catches the SIGSEGV and exits 1
 #else
   const char *segv_says = "SIGSEGV";
 #endif
