@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "capi/util.hpp"
+#include "platform/process.hpp"
 #include "platform/wait.hpp"
 #include "pool/pool.hpp"
 
@@ -26,6 +27,7 @@ int new_job(mpx_pool *pool, mpx_job **out, Fill &&fill) {
   state->pool_handle = pool;
   if (Status s = create_handle<mpx_job, JobObject>(out, [&](JobObject *j) {
         j->state = state;
+        j->bound_pid = platform::current_pid();  // results arrive through this process's threads
         return MPX_OK;
       });
       s != MPX_OK)

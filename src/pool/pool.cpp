@@ -95,6 +95,7 @@ void PoolObject::wake_waiters() noexcept {
 void PoolObject::run_forked_worker() { run_worker(token_.c_str(), cfg_.init_fn, true); }
 
 Status PoolObject::init(const mpx_pool_options *o) {
+  bound_pid = platform::current_pid();  // its threads are in this process: a forked child gets MPX_EFORKED
   if (o) {
     if (o->workers < 0) return fail(MPX_EINVAL, "workers must be at least 1 (0: one per CPU), not {}", o->workers);
     if (o->maxtasksperchild < 0)

@@ -557,6 +557,21 @@ TEST(PoolRetire, MemoryCapRetiresAGrowingWorker) {
 
 // ---- close, terminate, join ----------------------------------------------------------------
 
+TEST(PoolStop, AForkedChildMayNotUseItsParentsPoolOrJobs) {
+  auto p = make_pool(1);
+  ASSERT_TRUE(p);
+  mpx_task t = named_task("pid");
+  auto j = apply_async(p.get(), t);
+  ASSERT_MPX_OK(mpx_job_wait(j.get(), 5000));
+  auto c = Child::fork([&] {
+    mpx_job *k = nullptr;
+    CHILD_MPX(MPX_EFORKED, mpx_pool_apply_async(p.get(), &t, &k));
+    CHILD_MPX(MPX_EFORKED, mpx_job_wait(j.get(), 0));
+    return 0;
+  });
+  EXPECT_TRUE(c.wait().ok());
+}
+
 TEST(PoolStop, CloseLetsTasksFinishAndRefusesNewOnes) {
   auto p = make_pool(2);
   ASSERT_TRUE(p);
