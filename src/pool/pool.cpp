@@ -476,7 +476,7 @@ Bytes PoolObject::task_message(mpx_task_fn fn, const char *name, uint64_t job, u
   return m;
 }
 
-Status PoolObject::enqueue(std::vector<Pending> &tasks) {
+Status PoolObject::enqueue(std::vector<Pending> &tasks, size_t items) {
   std::lock_guard<std::mutex> g(mu_);
   if (state_ != State::running)
     return fail(MPX_ECLOSED, "the pool is {}: no more tasks", state_ == State::closed ? "closed" : "terminated");
@@ -484,7 +484,7 @@ Status PoolObject::enqueue(std::vector<Pending> &tasks) {
     if (t.timeout_ms > 0) timeouts_used_ = true;
     backlog_.push_back(std::move(t));
   }
-  stats_.tasks_submitted += tasks.size();
+  stats_.tasks_submitted += items;
   feed_cv_.notify_one();
   if (timeouts_used_) wake_supervisor();
   return MPX_OK;
@@ -510,11 +510,14 @@ Status PoolObject::apply_async(const mpx_task *t, const std::shared_ptr<JobState
   }
   v[0].msg = task_message(t->fn, t->name, job->id, 0, t->arg_size);
   if (t->arg_size) std::memcpy(v[0].msg.data() + v[0].msg.size() - t->arg_size, t->arg, t->arg_size);
-  return enqueue(v);
+  return enqueue(v, 1);
 }
 
 Status PoolObject::map(const mpx_map *m, const std::shared_ptr<JobState> &job) {
   if (Status s = check_target(m->fn, m->name); s != MPX_OK) return s;
+  if (cfg_.flags & MPX_POOL_EXTERNAL)
+    return fail(MPX_EINVAL, "a map's chunks need the library's worker loop; external workers take single tasks "
+                            "(apply_async or mpx_pool_submit)");
   if (m->flags & ~uint32_t(MPX_MAP_ORDERED)) return fail(MPX_EINVAL, "unknown map flags {:#x}", m->flags);
   const bool packed = m->data != nullptr || m->item_size != 0;
   if (m->count && packed && (!m->data || m->items || m->sizes))
@@ -573,7 +576,7 @@ Status PoolObject::map(const mpx_map *m, const std::shared_ptr<JobState> &job) {
   if (m->count == 0) {
     std::lock_guard<std::mutex> g(mu_);
     if (state_ != State::running) return fail(MPX_ECLOSED, "the pool is not running: no more tasks");
-  } else if (Status s = enqueue(v); s != MPX_OK) {
+  } else if (Status s = enqueue(v, m->count); s != MPX_OK) {
     return s;
   }
   if (m->count == 0 && job->callback) job->callback(job->ctx, static_cast<mpx_job *>(job->handle));
@@ -599,7 +602,7 @@ Status PoolObject::submit(const char *name, const uint8_t *records, size_t bytes
     off += size_t((h.size + 7) / 8 * 8);
     if (off > bytes) off = bytes;
   }
-  return enqueue(v);
+  return enqueue(v, count);
 }
 
 // ---- the feeder ------------------------------------------------------------------------

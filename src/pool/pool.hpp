@@ -176,7 +176,7 @@ class PoolObject final : public Object {
   Status check_target(mpx_task_fn fn, const char *name);
   int64_t task_timeout(int64_t ms) const;
   Bytes task_message(mpx_task_fn fn, const char *name, uint64_t job, uint32_t count, size_t payload);
-  Status enqueue(std::vector<Pending> &tasks);
+  Status enqueue(std::vector<Pending> &tasks, size_t items);
   void feeder();
   void collector();
   void supervisor();

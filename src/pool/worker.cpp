@@ -1,6 +1,7 @@
 // The worker's side of a pool: attach by token, claim a slot, take tasks (the take hook
 // records each task's ordinal in the slot before the queue counts it as taken), run them,
 // reply, and retire after maxtasksperchild tasks or past the memory cap.
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -74,8 +75,8 @@ mpx_task_fn find_task(const std::string &name) {
     platform::ForkMutexGuard g(t.mu);
     if (auto it = t.map.find(name); it != t.map.end()) return it->second;
   }
-  // An exported symbol of that name (dlsym), taken to be a task function.
-  return reinterpret_cast<mpx_task_fn>(reinterpret_cast<void (*)()>(proc::find_entry(name)));
+  // An exported symbol of that name, taken to be a task function (never an mpx_register entry).
+  return reinterpret_cast<mpx_task_fn>(dlsym(RTLD_DEFAULT, name.c_str()));
 }
 
 WorkerObject::~WorkerObject() {

@@ -804,6 +804,18 @@ TEST(PoolExternal, WorkersStartedByTheCallerServeBatchesAndDeathsAreReported) {
   size_t wanted = 0;
   ASSERT_MPX_OK(mpx_pool_wanted(p.get(), &wanted));
   EXPECT_EQ(wanted, 2u);
+  {  // maps travel in chunks only the library's worker loop unpacks
+    const char *items[] = {"a"};
+    size_t sizes[] = {1};
+    mpx_map m;
+    mpx_map_init(&m, sizeof m);
+    m.name = "rev";
+    m.items = reinterpret_cast<const void *const *>(items);
+    m.sizes = sizes;
+    m.count = 1;
+    mpx_job *j = nullptr;
+    EXPECT_MPX(MPX_EINVAL, mpx_pool_map(p.get(), &m, &j));
+  }
   for (size_t i = 0; i < wanted; ++i) start();
   ASSERT_MPX_OK(mpx_pool_wanted(p.get(), &wanted));
   EXPECT_EQ(wanted, 0u);
