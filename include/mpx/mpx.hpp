@@ -1970,10 +1970,11 @@ namespace detail {
 
 // A job's C++ callback, shared by the job's owner (AsyncResult, MapResult) and the pool thread
 // that runs it: the last of the two to let go destroys the job, so a dropped result still gets
-// its callback.
+// its callback. `ran` lets the owner's wait and get return after the callback, as Python's do.
 struct job_callback {
   std::function<void(JobView)> fn;
   std::atomic<int> refs{2};
+  std::atomic<bool> ran{false};
 
   void release(mpx_job *job) noexcept {
     if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
@@ -1985,11 +1986,17 @@ struct job_callback {
   static void run(void *ctx, mpx_job *job) noexcept {
     auto *c = static_cast<job_callback *>(ctx);
     c->fn(JobView(job));
+    c->ran.store(true, std::memory_order_release);
+    c->ran.notify_all();
     c->release(job);
   }
 };
 
-/** A JobView that owns its job: movable, not copyable; destroying it frees the job (items still running go on). */
+/**
+ * A JobView that owns its job: movable, not copyable; destroying it frees the job (items still
+ * running go on, a callback still runs). With a callback, ready() and wait() are true only once
+ * it has run.
+ */
 class owned_job : public JobView {
  public:
   owned_job(adopt_t, mpx_job *h, job_callback *cb = nullptr) noexcept : JobView(h), cb_(cb) {}
@@ -2005,6 +2012,21 @@ class owned_job : public JobView {
     return *this;
   }
   ~owned_job() { reset(); }
+
+  /** Every item has ended (and the callback, if any, has run). */
+  bool ready() const { return JobView::ready() && (!cb_ || cb_->ran.load(std::memory_order_acquire)); }
+  /** Wait until every item has ended and the callback, if any, has run: false on timeout. */
+  bool wait(timeout t = forever) const {
+    if (!JobView::wait(t)) return false;
+    callback_ran();
+    return true;
+  }
+
+ protected:
+  // The job is ready: its callback is running or about to, on a pool thread (it must not block).
+  void callback_ran() const noexcept {
+    if (cb_) cb_->ran.wait(false, std::memory_order_acquire);
+  }
 
  private:
   void reset() noexcept {
@@ -2037,6 +2059,7 @@ class AsyncResult : public detail::owned_job {
  private:
   std::span<const std::byte> wait_result(timeout t, const char *where) const {
     detail::check(mpx_job_wait(h_, t.count_ms()), where);
+    callback_ran();
     return item_result(0, where);
   }
 };
@@ -2120,6 +2143,7 @@ class MapResult : public detail::owned_job {
   template <class T>
   std::vector<T> get_as(timeout t = forever) const {
     detail::check(mpx_job_wait(h_, t.count_ms()), "mpx::MapResult::get");
+    callback_ran();
     const size_t n = size();
     std::vector<T> out;
     out.reserve(n);
@@ -2129,11 +2153,33 @@ class MapResult : public detail::owned_job {
   }
 };
 
-/** Per job: for apply_async, map_async, imap... (zero: the default). */
-struct job_options {
-  size_t chunksize = 0;                        /**< map: items per task; 0: automatic (Python's: count / (4 x workers), rounded up) */
-  std::chrono::milliseconds task_timeout{0};   /**< per task (per chunk): 0: the pool's; negative: none */
-  std::function<void(JobView)> callback;       /**< once the job has ended, on a pool thread: must not block or throw */
+/** Per job, for apply_async, map_async, imap...: `mpx::job_options().chunksize(100).task_timeout(5s)`. */
+class job_options {
+ public:
+  /** map: items per task; 0 (the default): automatic, Python's count / (4 x workers) rounded up. */
+  job_options &chunksize(size_t n) {
+    chunksize_ = n;
+    return *this;
+  }
+  /** Per task (per chunk for a map): 0 (the default): the pool's; negative: none. */
+  job_options &task_timeout(std::chrono::milliseconds t) {
+    task_timeout_ = t;
+    return *this;
+  }
+  /**
+   * Called once the job has ended, on a pool thread, before wait() and get() return: it must
+   * not block, and an exception escaping it calls std::terminate.
+   */
+  job_options &callback(std::function<void(JobView)> fn) {
+    callback_ = std::move(fn);
+    return *this;
+  }
+
+ private:
+  friend class Pool;
+  size_t chunksize_ = 0;
+  std::chrono::milliseconds task_timeout_{0};
+  std::function<void(JobView)> callback_;
 };
 
 /** How a pool is made: `mpx::pool_options().workers(4).maxtasksperchild(100)`. Zero means the default. */
@@ -2300,7 +2346,7 @@ class Pool {
     t.name = fn.name();
     t.arg = arg.data();
     t.arg_size = arg.size();
-    t.timeout_ms = o.task_timeout.count();
+    t.timeout_ms = o.task_timeout_.count();
     auto cb = make_callback(o);
     if (cb) {
       t.callback = &detail::job_callback::run;
@@ -2393,9 +2439,9 @@ class Pool {
   }
 
   static std::unique_ptr<detail::job_callback> make_callback(job_options &o) {
-    if (!o.callback) return nullptr;
+    if (!o.callback_) return nullptr;
     auto cb = std::make_unique<detail::job_callback>();
-    cb->fn = std::move(o.callback);
+    cb->fn = std::move(o.callback_);
     return cb;
   }
 
@@ -2412,8 +2458,8 @@ class Pool {
     m.flags = flags;
     m.fn = fn.fn();
     m.name = fn.name();
-    m.chunksize = o.chunksize;
-    m.timeout_ms = o.task_timeout.count();
+    m.chunksize = o.chunksize_;
+    m.timeout_ms = o.task_timeout_.count();
     if constexpr (detail::plain_object<E>) {
       if constexpr (std::ranges::contiguous_range<R> && std::ranges::sized_range<R>) {
         m.data = std::ranges::data(items);

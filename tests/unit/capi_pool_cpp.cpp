@@ -99,7 +99,7 @@ TEST(PoolCpp, MapOfSquaresByPointerByTypedTaskAndOverAView) {
   std::vector<int64_t> in(1000);
   std::iota(in.begin(), in.end(), 0);
   const std::vector<int64_t> raw = pool.map_as<int64_t>(mpxt::task_square, in);
-  const std::vector<int64_t> typed = pool.map_as<int64_t>(mpx::as_task<square>, in, {.chunksize = 7});
+  const std::vector<int64_t> typed = pool.map_as<int64_t>(mpx::as_task<square>, in, mpx::job_options().chunksize(7));
   ASSERT_EQ(raw.size(), in.size());
   ASSERT_EQ(typed.size(), in.size());
   for (size_t i = 0; i < in.size(); ++i) {
@@ -147,34 +147,42 @@ TEST(PoolCpp, ApplyByNameAndPointerWithBytesStringsAndObjects) {
   EXPECT_EQ(thrown_code([&] { (void)pool.apply_as<int32_t>("square", int64_t{2}); }), MPX_EINVAL);
 }
 
-TEST(PoolCpp, CallbacksRunOnceEvenWhenTheResultIsDropped) {
+TEST(PoolCpp, CallbacksRunOnceBeforeGetReturnsAndEvenWhenTheResultIsDropped) {
   mpx::Pool pool(2);
-  static std::atomic<int> calls{0}, ok{0};
-  calls = 0;
-  ok = 0;
-  auto on_end = [](mpx::JobView job) {
-    if (job.successful() && job.result_as<int64_t>(0) == 49) ok.fetch_add(1);
-    calls.fetch_add(1);
-  };
+  static std::atomic<int> dropped_calls{0};
+  dropped_calls = 0;
+  std::atomic<int64_t> kept_saw{0};
   {
-    mpx::AsyncResult kept = pool.apply_async("square", int64_t{7}, {.callback = on_end});
-    pool.apply_async("square", int64_t{7}, {.callback = on_end});  // dropped at once, like Python's
+    mpx::AsyncResult kept = pool.apply_async(
+        "square", int64_t{7}, mpx::job_options().callback([&](mpx::JobView job) { kept_saw = job.result_as<int64_t>(0); }));
+    // Dropped at once, as Python programs often do: the callback still runs, then the job goes.
+    pool.apply_async("square", int64_t{7}, mpx::job_options().callback([](mpx::JobView job) {
+                       if (job.successful() && job.result_as<int64_t>(0) == 49) dropped_calls.fetch_add(1);
+                     }));
     EXPECT_EQ(kept.get_as<int64_t>(10s), 49);
+    EXPECT_EQ(kept_saw.load(), 49);  // get() returned after the callback, as in Python
+    EXPECT_TRUE(kept.ready());
   }
   // A map's callback sees every item; an empty map's runs before map_async returns.
   std::atomic<size_t> seen{0};
   mpx::MapResult m = pool.map_async("square", std::vector<int64_t>(100, 2),
-                                    {.callback = [&](mpx::JobView job) { seen = job.size(); }});
+                                    mpx::job_options().callback([&](mpx::JobView job) { seen = job.size(); }));
   std::vector<int64_t> nothing;
   std::atomic<bool> empty_called{false};
-  mpx::MapResult e = pool.map_async("square", nothing, {.callback = [&](mpx::JobView) { empty_called = true; }});
+  mpx::MapResult e = pool.map_async("square", nothing, mpx::job_options().callback([&](mpx::JobView) { empty_called = true; }));
   EXPECT_TRUE(empty_called.load());
   EXPECT_TRUE(e.wait(0ms));
+  EXPECT_TRUE(e.get().empty());
   EXPECT_TRUE(m.wait(10s));
-  for (int i = 0; i < 400 && (calls < 2 || seen != 100); ++i) std::this_thread::sleep_for(5ms);
-  EXPECT_EQ(calls.load(), 2);
-  EXPECT_EQ(ok.load(), 2);
   EXPECT_EQ(seen.load(), 100u);
+  // A failed submission never calls its callback.
+  pool.close();
+  bool called = false;
+  EXPECT_EQ(thrown_code([&] { pool.apply_async("square", int64_t{1}, mpx::job_options().callback([&](mpx::JobView) { called = true; })); }),
+            MPX_ECLOSED);
+  EXPECT_FALSE(called);
+  for (int i = 0; i < 400 && dropped_calls == 0; ++i) std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(dropped_calls.load(), 1);
 }
 
 TEST(PoolCpp, TaskErrorIsThrownAsTaskErrorWithItsCodeAndMessage) {
@@ -203,7 +211,7 @@ TEST(PoolCpp, TaskErrorIsThrownAsTaskErrorWithItsCodeAndMessage) {
   EXPECT_EQ(thrown_code([&] { pool.apply("no-such-task"); }), MPX_ENOENT);
   // In a map only the failing item fails: get() throws the first one; the others are there.
   const std::vector<std::string> words = {"a", "boom", "c", "boom"};
-  mpx::MapResult m = pool.map_async("shout", words, {.chunksize = 1});
+  mpx::MapResult m = pool.map_async("shout", words, mpx::job_options().chunksize(1));
   try {
     m.get(10s);
     ADD_FAILURE() << "no throw";
@@ -247,7 +255,7 @@ TEST(PoolCpp, WorkerKilledMidTaskIsWorkerDiedAndThePoolGoesOn) {  // scenario 36
   // A map whose item 5 kills its worker: only that item fails; imap goes on past it.
   std::vector<int64_t> in(40);
   std::iota(in.begin(), in.end(), 0);
-  mpx::MapResult m = pool.imap(mpx::as_task<square_or_die>, in, {.chunksize = 1});
+  mpx::MapResult m = pool.imap(mpx::as_task<square_or_die>, in, mpx::job_options().chunksize(1));
   size_t next = 0, failed = 0;
   for (const mpx::MapResult::item &it : m) {
     EXPECT_EQ(it.index(), next++);
@@ -271,8 +279,8 @@ TEST(PoolCpp, ImapGivesIndexOrderAndImapUnorderedEndOrder) {
   mpx::Pool pool(2);
   const std::vector<int64_t> ms = {300, 0, 0, 0, 0};  // item 0 ends last
   for (bool ordered : {true, false}) {
-    mpx::MapResult m = ordered ? pool.imap("sleep", ms, {.chunksize = 1})
-                               : pool.imap_unordered("sleep", ms, {.chunksize = 1});
+    mpx::MapResult m = ordered ? pool.imap("sleep", ms, mpx::job_options().chunksize(1))
+                               : pool.imap_unordered("sleep", ms, mpx::job_options().chunksize(1));
     std::vector<size_t> order;
     for (const auto &it : m) {
       EXPECT_TRUE(it.ok());
@@ -311,7 +319,7 @@ TEST(PoolCpp, GetTimesOutWithoutEndingTheTaskAndTaskTimeoutsAreTaskErrors) {
   EXPECT_GT(r.get_as<int64_t>(10s), 0);  // the worker's pid
   // A task that outruns its own timeout: its worker is killed, the task fails with ETIMEDOUT.
   try {
-    pool.apply("sleep", int64_t{5000}, {.task_timeout = 200ms});
+    pool.apply("sleep", int64_t{5000}, mpx::job_options().task_timeout(200ms));
     ADD_FAILURE() << "no throw";
   } catch (const mpx::task_error &e) {
     EXPECT_EQ(e.value(), MPX_ETIMEDOUT);
@@ -322,7 +330,7 @@ TEST(PoolCpp, GetTimesOutWithoutEndingTheTaskAndTaskTimeoutsAreTaskErrors) {
 TEST(PoolCpp, CancelAndProgress) {
   mpx::Pool pool(1);
   // Tasks go to the workers' queue a window (256) ahead; cancel ends those still behind it.
-  mpx::MapResult m = pool.map_async("sleep", std::vector<int64_t>(1000, 2), {.chunksize = 1});
+  mpx::MapResult m = pool.map_async("sleep", std::vector<int64_t>(1000, 2), mpx::job_options().chunksize(1));
   std::this_thread::sleep_for(50ms);
   const mpx_progress before = m.progress();
   EXPECT_EQ(before.total, 1000u);
@@ -343,7 +351,7 @@ TEST(PoolCpp, CancelAndProgress) {
 TEST(PoolCpp, CloseThenJoinLetsTasksFinish) {
   mpx::Pool pool(mpx::pool_options().workers(2).maxtasksperchild(1));
   EXPECT_EQ(thrown_code([&] { (void)pool.join(0ms); }), MPX_EINVAL);  // not closed yet
-  mpx::MapResult m = pool.map_async("pid", std::vector<int64_t>(10, 0), {.chunksize = 1});
+  mpx::MapResult m = pool.map_async("pid", std::vector<int64_t>(10, 0), mpx::job_options().chunksize(1));
   pool.close();
   EXPECT_EQ(thrown_code([&] { pool.apply_async("pid"); }), MPX_ECLOSED);
   EXPECT_TRUE(pool.join(30s));
@@ -355,7 +363,7 @@ TEST(PoolCpp, CloseThenJoinLetsTasksFinish) {
 
 TEST(PoolCpp, DestructorTerminatesPendingTasksAndReapsWorkers) {  // scenario 39
   std::optional<mpx::Pool> pool(std::in_place, 2);
-  mpx::MapResult m = pool->map_async("sleep", std::vector<int64_t>(2000, 10000), {.chunksize = 1});
+  mpx::MapResult m = pool->map_async("sleep", std::vector<int64_t>(2000, 10000), mpx::job_options().chunksize(1));
   ASSERT_TRUE(wait_workers(*pool, 2));
   const std::vector<int64_t> pids = pool->worker_pids();
   std::this_thread::sleep_for(100ms);
