@@ -42,13 +42,14 @@ int new_job(mpx_pool *pool, mpx_job **out, Fill &&fill) {
 
 // Wait on the job until pred() holds (job mutex held), the deadline passes or the handle closes.
 template <typename Pred>
-Status wait_job(JobObject *o, std::unique_lock<std::mutex> &lk, int64_t timeout_ms, Pred pred) {
+Status wait_job(JobObject *o, std::unique_lock<std::mutex> &lk, int64_t timeout_ms, bool whole, Pred pred) {
   JobState &j = *o->state;
   const auto until = timeout_ms < 0 ? std::chrono::steady_clock::time_point::max()
                                     : std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  ++j.waiters;
+  int &count = whole ? j.waiting_all : j.waiting_next;
+  ++count;
   const bool ok = j.cv.wait_until(lk, until, [&] { return pred() || o->closing(); });
-  --j.waiters;
+  --count;
   if (o->closing()) return fail(MPX_ECLOSED, "the job was destroyed");
   if (!ok) return fail(MPX_ETIMEDOUT, "timed out after {} ms", timeout_ms);
   return MPX_OK;
@@ -193,9 +194,9 @@ MPX_API int mpx_pool_apply(mpx_pool *pool, const mpx_task *task, void **result, 
     auto job = std::make_shared<JobState>();
     if (Status s = o->apply_async(task, job); s != MPX_OK) return s;
     std::unique_lock<std::mutex> lk(job->mu);
-    ++job->waiters;
+    ++job->waiting_all;
     job->cv.wait(lk, [&] { return job->ready() || o->closing(); });
-    --job->waiters;
+    --job->waiting_all;
     if (!job->ready()) return fail(MPX_ECLOSED, "the pool was destroyed");
     const pool::Item &it = job->items[0];
     if (it.status != 0) return item_error(it, 0);
@@ -214,7 +215,7 @@ MPX_API int mpx_job_wait(mpx_job *job, int64_t timeout_ms) {
   JobState &j = *o->state;
   if (j.ready()) return MPX_OK;
   if (timeout_ms == 0) return fail(MPX_ETIMEDOUT, "{} of {} items have ended", j.done, j.items.size());
-  return wait_job(o.get(), lk, timeout_ms, [&] { return j.ready(); });
+  return wait_job(o.get(), lk, timeout_ms, true, [&] { return j.ready(); });
 }
 
 MPX_API int mpx_job_ready(mpx_job *job, int *ready) {
@@ -281,7 +282,7 @@ MPX_API int mpx_job_next(mpx_job *job, int64_t timeout_ms, size_t *index) {
   auto have = [&] { return j.ordered ? j.items[j.next].status != 1 : j.ended_order.size() > j.next; };
   if (!have()) {
     if (timeout_ms == 0) return fail(MPX_ETIMEDOUT, "no item has ended yet");
-    if (Status s = wait_job(o.get(), lk, timeout_ms, have); s != MPX_OK) return s;
+    if (Status s = wait_job(o.get(), lk, timeout_ms, false, have); s != MPX_OK) return s;
   }
   *index = j.ordered ? j.next : j.ended_order[j.next];
   ++j.next;

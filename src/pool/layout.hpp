@@ -49,8 +49,15 @@ struct alignas(64) Slot {
   std::atomic<uint64_t> served;     // tasks finished
 };
 
+// Jobs cancelled lately: a worker that takes a task of one of them ends it with
+// MPX_ECANCELED instead of running it. A ring of the last kCancelRing ids; cancel_gen counts
+// the ids ever written (a worker re-reads the ring only when it has moved).
+constexpr uint32_t kCancelRing = 64;
+
 struct alignas(64) SharedStatus {
   std::atomic<uint32_t> terminating;
+  std::atomic<uint32_t> cancel_gen;
+  std::atomic<uint64_t> cancelled[kCancelRing];
 };
 
 // Body: Config, Status, slots, then initargs.
@@ -69,8 +76,9 @@ struct TaskHeader {
   uint64_t fn;        // kByPointer: the function's address (fork workers only)
   uint32_t name_len;  // bytes of name that follow
   uint32_t count;     // kChunk: items
+  uint64_t job;       // the job's id (0: a task of no job); see SharedStatus::cancelled
 };
-static_assert(sizeof(TaskHeader) == 24);
+static_assert(sizeof(TaskHeader) == 32);
 
 struct ResultHeader {
   uint32_t magic;

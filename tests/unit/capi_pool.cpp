@@ -637,7 +637,10 @@ TEST(PoolStop, CancelEndsItemsNoWorkerStarted) {
   pr.size = sizeof pr;
   ASSERT_MPX_OK(mpx_job_progress(j, &pr));
   EXPECT_EQ(pr.done, ms.size());
-  EXPECT_EQ(pr.failed, cancelled);
+  // Those still in the backlog are counted at once; those already queued to the workers end
+  // with MPX_ECANCELED as a worker takes them, unrun.
+  EXPECT_GE(pr.failed, cancelled);
+  EXPECT_GT(pr.failed, ms.size() / 2);
   const void *d;
   size_t n;
   EXPECT_MPX(MPX_ECANCELED, mpx_job_result(j, ms.size() - 1, &d, &n));
