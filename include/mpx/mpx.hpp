@@ -1918,7 +1918,11 @@ class JobView {
     detail::check(mpx_job_progress(h_, &p), "mpx::JobView::progress");
     return p;
   }
-  /** Cancel the items no worker has started (they end with MPX_ECANCELED); returns how many. */
+  /**
+   * Cancel the items no worker has started: they end with MPX_ECANCELED. Returns how many
+   * ended at once (those not yet handed to the workers); those already queued end as a
+   * worker reaches them, unrun.
+   */
   size_t cancel() {
     size_t n = 0;
     detail::check(mpx_job_cancel(h_, &n), "mpx::JobView::cancel");
