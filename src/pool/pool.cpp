@@ -48,6 +48,8 @@ void fork_main(void *arg) {
 
 }  // namespace
 
+int (*g_fail_start)(uint64_t) = nullptr;
+
 const uint8_t *JobState::keep(const uint8_t *p, size_t n) {
   constexpr size_t kBlock = 64 << 10;
   if (n == 0) return nullptr;
@@ -208,6 +210,8 @@ Status PoolObject::start_worker() {
   po.method = cfg_.method;
   po.daemon = 1;
   const std::string name = fmt::format("{}-{}", cfg_.name, ++worker_number_);
+  if (g_fail_start && g_fail_start(worker_number_)) [[unlikely]]
+    return fail(MPX_EAGAIN, "starting pool worker {}: fork failed (injected)", name);
   po.name = name.c_str();
   std::vector<const char *> argv, env;
   std::string env_token;

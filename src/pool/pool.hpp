@@ -247,6 +247,10 @@ class WorkerObject final : public Object {
   bool job_cancelled(uint64_t job);
 };
 
+// Test-only: when set, a nonzero return fails the start of worker number n (1-based, counted
+// per pool), as if fork or exec had failed.
+extern int (*g_fail_start)(uint64_t n);
+
 Status register_task(const char *name, mpx_task_fn fn);
 mpx_task_fn find_task(const std::string &name);
 // The worker loop of internal workers: attach to `token`, run, exit.
