@@ -55,15 +55,7 @@ const bool kTasksRegistered = [] {
 // daemons for other threads (a pool's supervisor starts replacement workers).
 void warm_up_pools() {
   mpx_forkserver_start();
-  std::thread([] {
-    mpx_process_options po;
-    mpx_process_options_init(&po, sizeof po);
-    po.daemon = 1;
-    po.fn = [](void *) {};
-    mpx_process *h = nullptr;
-    if (mpx_process_create(&h, &po) == MPX_OK && mpx_process_start(h) == MPX_OK) mpx_process_join(h, -1);
-    if (h) mpx_process_destroy(h);
-  }).join();
+  mpxt::warm_up_daemon_forker();
 }
 const bool kWarmedUp = mpxt::register_warmup(&warm_up_pools);
 
