@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "capi/util.hpp"
+#include "platform/process.hpp"
 #include "platform/wait.hpp"
 #include "pool/pool.hpp"
 
@@ -26,6 +27,7 @@ int new_job(mpx_pool *pool, mpx_job **out, Fill &&fill) {
   state->pool_handle = pool;
   if (Status s = create_handle<mpx_job, JobObject>(out, [&](JobObject *j) {
         j->state = state;
+        j->bound_pid = platform::current_pid();  // results arrive through this process's threads
         return MPX_OK;
       });
       s != MPX_OK)
@@ -55,8 +57,8 @@ Status wait_job(JobObject *o, std::unique_lock<std::mutex> &lk, int64_t timeout_
   return MPX_OK;
 }
 
-Status item_error(const pool::Item &it, size_t index) {
-  if (!it.message.empty()) return fail(it.status, "{}", it.message);
+Status item_error(const JobState &j, const pool::Item &it, size_t index) {
+  if (it.message) return fail(it.status, "{}", j.message_of(it));
   if (it.status == MPX_ETASK) return fail(MPX_ETASK, "item {}: the task function returned {}", index, it.code);
   return fail(it.status, "item {}: {}", index, mpx_strerror(it.status));
 }
@@ -199,7 +201,7 @@ MPX_API int mpx_pool_apply(mpx_pool *pool, const mpx_task *task, void **result, 
     --job->waiting_all;
     if (!job->ready()) return fail(MPX_ECLOSED, "the pool was destroyed");
     const pool::Item &it = job->items[0];
-    if (it.status != 0) return item_error(it, 0);
+    if (it.status != 0) return item_error(*job, it, 0);
     void *p = std::malloc(it.size ? size_t(it.size) : 1);
     if (!p) return fail(MPX_ENOMEM, "out of memory for a result of {} bytes", it.size);
     if (it.size) std::memcpy(p, it.data, size_t(it.size));
@@ -253,7 +255,7 @@ MPX_API int mpx_job_result(mpx_job *job, size_t index, const void **data, size_t
   if (index >= j.items.size()) return fail(MPX_ERANGE, "index {} is past the job's {} items", index, j.items.size());
   const pool::Item &it = j.items[index];
   if (it.status == 1) return fail(MPX_EAGAIN, "item {} has not ended", index);
-  if (it.status != 0) return item_error(it, index);
+  if (it.status != 0) return item_error(j, it, index);
   *data = it.data;
   *size = size_t(it.size);
   return MPX_OK;
@@ -269,7 +271,7 @@ MPX_API int mpx_job_error(mpx_job *job, size_t index, int *code, int *task_code,
   if (it.status == 1) return fail(MPX_EAGAIN, "item {} has not ended", index);
   *code = it.status;
   if (task_code) *task_code = it.code;
-  if (len && (buf || *len)) return guarded([&] { return copy_out(it.message, buf, len); });
+  if (len && (buf || *len)) return guarded([&] { return copy_out(j.message_of(it), buf, len); });
   return MPX_OK;
 }
 

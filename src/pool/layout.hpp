@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "mpx/common.h"
+#include "shm/object.hpp"
 
 namespace mpx::pool {
 
@@ -60,10 +61,14 @@ struct alignas(64) SharedStatus {
   std::atomic<uint64_t> cancelled[kCancelRing];
 };
 
-// Body: Config, Status, slots, then initargs.
-constexpr size_t kStatusOffset = (sizeof(Config) + 63) / 64 * 64;
+// Body: Config, SharedStatus, slots, then initargs. The body starts after the 16-byte object
+// header, at a 64-byte boundary plus 16: the offsets put the status and the slots on lines.
+constexpr size_t kObjectHeaderBytes = 16;
+constexpr size_t kStatusOffset = (kObjectHeaderBytes + sizeof(Config) + 63) / 64 * 64 - kObjectHeaderBytes;
 constexpr size_t kSlotsOffset = kStatusOffset + sizeof(SharedStatus);
 inline size_t initargs_offset(uint32_t slots) { return kSlotsOffset + size_t(slots) * sizeof(Slot); }
+static_assert(kObjectHeaderBytes == sizeof(ObjectHeader) && (kObjectHeaderBytes + kStatusOffset) % 64 == 0 &&
+              sizeof(SharedStatus) % 64 == 0);
 
 constexpr uint32_t kTaskMagic = 0x4b534154u;    // "TASK"
 constexpr uint32_t kResultMagic = 0x544c5352u;  // "RSLT"

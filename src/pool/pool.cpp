@@ -95,6 +95,7 @@ void PoolObject::wake_waiters() noexcept {
 void PoolObject::run_forked_worker() { run_worker(token_.c_str(), cfg_.init_fn, true); }
 
 Status PoolObject::init(const mpx_pool_options *o) {
+  bound_pid = platform::current_pid();  // its threads are in this process: a forked child gets MPX_EFORKED
   if (o) {
     if (o->workers < 0) return fail(MPX_EINVAL, "workers must be at least 1 (0: one per CPU), not {}", o->workers);
     if (o->maxtasksperchild < 0)
@@ -465,12 +466,11 @@ Status PoolObject::check_target(mpx_task_fn fn, const char *name) {
   return MPX_OK;
 }
 
-std::vector<uint8_t> PoolObject::task_message(mpx_task_fn fn, const char *name, uint64_t job, uint32_t count,
-                                              size_t payload) {
+Bytes PoolObject::task_message(mpx_task_fn fn, const char *name, uint64_t job, uint32_t count, size_t payload) {
   const size_t nlen = fn || !name ? 0 : std::strlen(name);
   TaskHeader h{kTaskMagic, (fn ? uint32_t(kByPointer) : 0u) | (count ? uint32_t(kChunk) : 0u),
                uint64_t(reinterpret_cast<uintptr_t>(fn)), uint32_t(nlen), count, job};
-  std::vector<uint8_t> m(sizeof h + nlen + payload);
+  Bytes m(sizeof h + nlen + payload);
   std::memcpy(m.data(), &h, sizeof h);
   if (nlen) std::memcpy(m.data() + sizeof h, name, nlen);
   return m;
@@ -544,11 +544,10 @@ Status PoolObject::map(const mpx_map *m, const std::shared_ptr<JobState> &job) {
   for (size_t c = 0; c < nchunks; ++c) {
     const size_t first = c * chunk, n = std::min(chunk, m->count - first);
     job->chunk_first.push_back(uint32_t(first));
-    size_t bytes = 0;
-    for (size_t i = first; i < first + n; ++i) {
-      const size_t sz = packed ? m->item_size : m->sizes[i];
-      if (!packed && sz && !m->items[i]) return fail(MPX_EINVAL, "items[{}] is NULL but its size is {}", i, sz);
-      bytes += sz;
+    size_t bytes = packed ? n * m->item_size : 0;
+    for (size_t i = first; !packed && i < first + n; ++i) {
+      if (m->sizes[i] && !m->items[i]) return fail(MPX_EINVAL, "items[{}] is NULL but its size is {}", i, m->sizes[i]);
+      bytes += m->sizes[i];
     }
     Pending &p = v[c];
     p.job = job;
@@ -619,7 +618,7 @@ void PoolObject::maybe_close_tasks() {
 }
 
 void PoolObject::feeder() {
-  std::vector<std::vector<uint8_t>> msgs;
+  std::vector<Bytes> msgs;
   std::vector<uint64_t> ordinals;
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
@@ -719,7 +718,10 @@ void PoolObject::settle(Pending &task, int32_t status, int32_t code, const uint8
     it.code = cd;
     it.data = d;
     it.size = n;
-    if (!m.empty()) it.message = std::move(m);
+    if (!m.empty()) {
+      job.messages.push_back(std::move(m));
+      it.message = uint32_t(job.messages.size());
+    }
     ++job.done;
     if (st != 0) {
       ++job.failed;

@@ -35,13 +35,26 @@ struct mpx_task_out {
 
 namespace mpx::pool {
 
-// One item's outcome, inside a job.
+// One item's outcome, inside a job (32 bytes: a map of millions is millions of these).
 struct Item {
   int32_t status = 1;  // 1: not ended yet
   int32_t code = 0;
   const uint8_t *data = nullptr;
   uint64_t size = 0;
-  std::string message;
+  uint32_t message = 0;  // 1 + index in JobState::messages; 0: none
+};
+
+// Bytes allocated without being zeroed first (a task message is written over at once).
+class Bytes {
+ public:
+  Bytes() = default;
+  explicit Bytes(size_t n) : p_(n ? new uint8_t[n] : nullptr), n_(n) {}
+  uint8_t *data() const { return p_.get(); }
+  size_t size() const { return n_; }
+
+ private:
+  std::unique_ptr<uint8_t[]> p_;
+  size_t n_ = 0;
 };
 
 enum ChunkState : uint8_t { kQueued, kSent, kEnded };
@@ -57,6 +70,7 @@ struct JobState {
   uint8_t *cursor = nullptr;
   size_t room = 0;
   std::vector<uint32_t> ended_order;  // item indices as they ended
+  std::vector<std::string> messages;  // failed items' messages (Item::message)
   size_t done = 0, failed = 0;
   size_t next = 0;  // mpx_job_next's cursor
   bool ordered = false;
@@ -69,6 +83,10 @@ struct JobState {
   void *pool_handle = nullptr;  // its pool's mpx_pool (for cancel; checked when used)
   uint64_t id = 0;              // in its task messages (see SharedStatus::cancelled)
   bool ready() const { return done == items.size(); }
+  const std::string &message_of(const Item &it) const {
+    static const std::string none;
+    return it.message ? messages[it.message - 1] : none;
+  }
   // A copy of (p, n) that lives as long as the job (mu held).
   const uint8_t *keep(const uint8_t *p, size_t n);
 };
@@ -87,7 +105,7 @@ struct Pending {
   bool live = false;  // in the inflight table: not ended yet
   uint64_t tag = 0;
   int64_t timeout_ms = -1;
-  std::vector<uint8_t> msg;  // the task message (moved out once the feeder takes it)
+  Bytes msg;  // the task message (moved out once the feeder takes it)
 };
 
 // A raw task's result, until mpx_pool_collect copies it out.
@@ -157,7 +175,7 @@ class PoolObject final : public Object {
   Status start_worker();  // mu_ held
   Status check_target(mpx_task_fn fn, const char *name);
   int64_t task_timeout(int64_t ms) const;
-  std::vector<uint8_t> task_message(mpx_task_fn fn, const char *name, uint64_t job, uint32_t count, size_t payload);
+  Bytes task_message(mpx_task_fn fn, const char *name, uint64_t job, uint32_t count, size_t payload);
   Status enqueue(std::vector<Pending> &tasks);
   void feeder();
   void collector();

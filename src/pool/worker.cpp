@@ -191,7 +191,16 @@ bool WorkerObject::job_cancelled(uint64_t job) {
 }
 
 Status WorkerObject::send(std::vector<uint8_t> &msg) {
-  const Status s = results_.put(msg.data(), msg.size(), -1);
+  Status s = results_.put(msg.data(), msg.size(), -1);
+  if (s == MPX_EMSGSIZE) {  // the result cannot travel: the task fails, the worker goes on
+    const std::string why = fmt::format("the task's result of {} bytes is larger than the pool can carry: {}",
+                                        msg.size(), detail::message());
+    ResultHeader h{kResultMagic, MPX_EMSGSIZE, current_, 0, uint32_t(why.size()), 0, 0};
+    msg.resize(sizeof h + why.size());
+    std::memcpy(msg.data(), &h, sizeof h);
+    std::memcpy(msg.data() + sizeof h, why.data(), why.size());
+    s = results_.put(msg.data(), msg.size(), -1);
+  }
   holding_ = false;
   slot_->ordinal.store(0, std::memory_order_release);
   ++served_;
