@@ -6,7 +6,8 @@
 // Array, then two children negate one half each; (3) Event ping-pong, a Barrier with an
 // action, a Semaphore limiting concurrency; (4) a process dies holding a Lock and the next
 // owner repairs what it guarded; (5) what a lock and a locked increment cost; (6) the three
-// start methods: fork, forkserver, spawn; (7) producers and consumers over a Queue, and a Pipe.
+// start methods: fork, forkserver, spawn; (7) producers and consumers over a Queue, and a Pipe;
+// (8) Pool.map of 100000 squares, and a worker killed mid-task while an imap goes on.
 // Every result is checked: the exit status is 0 only if all of them are right.
 
 #include "mpx/mpx.hpp"
@@ -22,6 +23,7 @@
 #include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <numeric>
 #include <set>
 #include <span>
 #include <string>
@@ -482,6 +484,85 @@ void producer_consumer() {
   expect(join(echo) == 0, "the echo child saw every message, then end of stream");
 }
 
+// ---- 8. Pool.map ---------------------------------------------------------------------------
+
+int64_t square(int64_t x) { return x * x; }
+
+mpx::Queue *g_hung_pids;  // made before the pool, so every forked worker has it
+
+// Item 7 hangs (after saying which worker runs it); the others take 20 ms.
+int64_t square_or_hang(int64_t x) {
+  if (x == 7) {
+    g_hung_pids->put(std::to_string(getpid()));
+    std::this_thread::sleep_for(60s);
+  }
+  std::this_thread::sleep_for(20ms);
+  return x * x;
+}
+
+void pool_map() {
+  int cpus = 1;
+  mpx_cpu_count(&cpus);
+  std::printf("8. Pool.map: squares of 0..99999 over a pool of %d workers (cpu_count), automatic chunking\n", cpus);
+  mpx::Queue hung;
+  g_hung_pids = &hung;
+  auto t0 = clock_type::now();
+  mpx::Pool pool;  // one fork worker per CPU
+  const auto started = clock_type::now() - t0;
+
+  std::vector<int64_t> xs(100'000);
+  std::iota(xs.begin(), xs.end(), 0);
+  clock_type::duration took[2];
+  std::vector<int64_t> sq;
+  for (auto &t : took) {  // twice: the first map also pays for memory the pool touches first
+    t0 = clock_type::now();
+    sq = pool.map_as<int64_t>(mpx::as_task<square>, xs);
+    t = clock_type::now() - t0;
+  }
+  bool ok = sq.size() == xs.size();
+  for (size_t i = 0; ok && i < sq.size(); ++i) ok = sq[i] == xs[i] * xs[i];
+  const size_t chunk = (xs.size() + 4 * pool.size() - 1) / (4 * pool.size());  // Python's automatic chunksize
+  std::printf("   map: [%lld, %lld, %lld, ..., %lld]: %zu items in %zu tasks of %zu (pool start %s)\n",
+              static_cast<long long>(sq[0]), static_cast<long long>(sq[1]), static_cast<long long>(sq[2]),
+              static_cast<long long>(sq.back()), sq.size(), (xs.size() + chunk - 1) / chunk, chunk,
+              fmt_time(started).c_str());
+  std::printf("        first map %s (%s per item), second %s (%s per item)\n", fmt_time(took[0]).c_str(),
+              fmt_time(took[0] / xs.size()).c_str(), fmt_time(took[1]).c_str(), fmt_time(took[1] / xs.size()).c_str());
+  expect(ok, "every square right, in order");
+
+  t0 = clock_type::now();
+  const auto one = pool.map_as<int64_t>(mpx::as_task<square>, std::span(xs).first(10'000), mpx::job_options().chunksize(1));
+  const auto took1 = clock_type::now() - t0;
+  std::printf("   chunksize 1: 10000 items, one task each, %s (%s per item)\n", fmt_time(took1).c_str(),
+              fmt_time(took1 / 10'000).c_str());
+  expect(one.size() == 10'000 && one[9'999] == 9'999LL * 9'999, "chunksize 1 gives the same squares");
+
+  // imap of 20 items of 20 ms: item 7 hangs, and we SIGKILL the worker running it.
+  std::vector<int64_t> few(20);
+  std::iota(few.begin(), few.end(), 0);
+  t0 = clock_type::now();
+  mpx::MapResult m = pool.imap(mpx::as_task<square_or_hang>, few, mpx::job_options().chunksize(1));
+  const int pid = std::stoi(hung.get_string(10s).value_or("0"));
+  if (pid > 0) kill(pid, SIGKILL);
+  int good = 0;
+  size_t next = 0;
+  bool in_order = true;
+  std::string failure;
+  for (const mpx::MapResult::item &it : m) {
+    in_order = in_order && it.index() == next++;
+    if (auto e = it.error()) failure = "item " + std::to_string(it.index()) + ": " + e->name() + " (" + e->detail() + ")";
+    else good += it.get_as<int64_t>() == few[it.index()] * few[it.index()];
+  }
+  std::printf("   imap of 20 items, item 7 hangs, its worker (pid %d) gets SIGKILL:\n      %s\n", pid, failure.c_str());
+  std::printf("      the other %d items: right and in order: %s; %s in all; workers now %zu, %llu started, %llu died\n",
+              good, in_order ? "yes" : "NO", since(t0).c_str(), pool.worker_pids().size(),
+              static_cast<unsigned long long>(pool.stats().workers_started),
+              static_cast<unsigned long long>(pool.stats().workers_died));
+  expect(failure.find("MPX_EWORKERDIED") != std::string::npos && failure.rfind("item 7:", 0) == 0,
+         "only the killed worker's item fails, with MPX_EWORKERDIED");
+  expect(good == 19 && in_order, "the map goes on: every other item right, in order");
+}
+
 }  // namespace
 
 int main() {
@@ -496,6 +577,7 @@ int main() {
     costs();
     start_methods();
     producer_consumer();
+    pool_map();
   } catch (const std::exception &e) {
     std::printf("   FAIL: %s\n", e.what());
     ++g_failures;

@@ -21,6 +21,10 @@
  *
  * Moving bytes: mpx::Connection (mpx::Pipe), mpx::wait, mpx::Queue and mpx::JoinableQueue.
  *
+ * Pools: mpx::Pool runs tasks (an mpx_task_fn, by pointer or registered name, and a byte
+ * payload) in worker processes; apply_async/map_async/imap return mpx::AsyncResult and
+ * mpx::MapResult, std::future-like, whose get() throws mpx::task_error for a failed task.
+ *
  * Docs: docs/cpp.md. Everything here is inline; link with -lmpx.
  */
 #ifndef MPX_MPX_HPP
@@ -28,17 +32,22 @@
 
 #include "mpx/mpx.h"
 
+#include <array>
 #include <atomic>
+#include <bit>
 #include <chrono>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <initializer_list>
+#include <iterator>
 #include <memory>
 #include <optional>
+#include <ranges>
 #include <span>
 #include <string>
 #include <string_view>
@@ -1679,6 +1688,831 @@ class JoinableQueue : public Queue {
 
  private:
   explicit JoinableQueue(Queue &&q) : Queue(std::move(q)) {}
+};
+
+
+// ==== Pool =================================================================================
+
+namespace detail {
+
+/** One object whose bytes are its value: trivially copyable, and neither a pointer nor a range. */
+template <class T>
+concept plain_object = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T> && !std::is_member_pointer_v<T> &&
+                       !std::is_null_pointer_v<T> && !std::ranges::range<T>;
+
+/** Elements side by side in memory, each its bytes: std::string, std::vector<int>, std::span<const std::byte>... */
+template <class R>
+concept byte_range = std::ranges::contiguous_range<R> && std::ranges::sized_range<R> &&
+                     std::is_trivially_copyable_v<std::ranges::range_value_t<R>>;
+
+template <class R>
+concept char_array = std::is_array_v<std::remove_cvref_t<R>> &&
+                     std::is_same_v<std::remove_cv_t<std::remove_extent_t<std::remove_cvref_t<R>>>, char>;
+
+template <class T>
+concept byte_vector = std::same_as<T, std::vector<typename T::value_type>> && plain_object<typename T::value_type>;
+
+}  // namespace detail
+
+/**
+ * The bytes of a task's argument, borrowed for the call (the pool copies them). Built
+ * implicitly from a C string (without its NUL), from a contiguous range of trivially copyable
+ * elements (std::string, std::string_view, std::span<const std::byte>, std::vector<T>,
+ * std::array: the elements' bytes), or from one trivially copyable object (its bytes).
+ */
+class payload {
+ public:
+  constexpr payload() noexcept = default;
+  constexpr payload(const void *p, size_t n) noexcept : data_(p), size_(n) {}
+  payload(const char *s) noexcept : data_(s), size_(s ? std::char_traits<char>::length(s) : 0) {}  // NOLINT
+  template <class R>
+    requires detail::byte_range<const R &> && (!detail::char_array<R>)
+  payload(const R &r) noexcept  // NOLINT: implicit on purpose
+      : data_(std::ranges::data(r)), size_(std::ranges::size(r) * sizeof(std::ranges::range_value_t<const R &>)) {}
+  template <class T>
+    requires detail::plain_object<T> && (!std::same_as<T, payload>)
+  payload(const T &v) noexcept : data_(&v), size_(sizeof(T)) {}  // NOLINT
+
+  const void *data() const noexcept { return data_; }
+  size_t size() const noexcept { return size_; }
+  std::span<const std::byte> bytes() const noexcept { return {static_cast<const std::byte *>(data_), size_}; }
+
+ private:
+  const void *data_ = nullptr;
+  size_t size_ = 0;
+};
+
+/**
+ * The function a task runs: an mpx_task_fn by pointer (fork workers only) or the name it was
+ * registered under with mpx::register_task (any workers). A captureless lambda of the task
+ * signature converts too.
+ */
+class task_ref {
+ public:
+  task_ref(mpx_task_fn f) noexcept : fn_(f) {}  // NOLINT: implicit on purpose
+  template <class F>
+    requires std::convertible_to<F, mpx_task_fn> && (!std::same_as<std::decay_t<F>, mpx_task_fn>)
+  task_ref(F &&f) noexcept : fn_(f) {}  // NOLINT
+  task_ref(const char *name) : name_(name ? name : "") {}  // NOLINT
+  task_ref(std::string_view name) : name_(name) {}         // NOLINT
+  task_ref(const std::string &name) : name_(name) {}       // NOLINT
+
+  mpx_task_fn fn() const noexcept { return fn_; }
+  /** The name; nullptr for a function by pointer. */
+  const char *name() const noexcept { return fn_ ? nullptr : name_.c_str(); }
+
+ private:
+  mpx_task_fn fn_ = nullptr;
+  std::string name_;
+};
+
+/** Name a task function for workers that know functions by name (mpx_register_task); register before the pool starts. */
+inline void register_task(const std::string &name, mpx_task_fn fn) {
+  detail::check(mpx_register_task(name.c_str(), fn), "mpx::register_task");
+}
+
+namespace detail {
+
+template <class F>
+struct task_signature;
+template <class R>
+struct task_signature<R (*)()> {
+  using result = R;
+  using arg = void;
+};
+template <class R, class A>
+struct task_signature<R (*)(A)> {
+  using result = R;
+  using arg = std::remove_cvref_t<A>;
+};
+template <class R>
+struct task_signature<R (*)() noexcept> : task_signature<R (*)()> {};
+template <class R, class A>
+struct task_signature<R (*)(A) noexcept> : task_signature<R (*)(A)> {};
+
+/** Bytes as a T: a trivially copyable object (sizes must match), std::string, or std::vector of such objects. */
+template <class T>
+T bytes_as(std::span<const std::byte> b, const char *where) {
+  if constexpr (std::same_as<T, std::string>) {
+    return std::string(reinterpret_cast<const char *>(b.data()), b.size());
+  } else if constexpr (byte_vector<T>) {
+    using E = typename T::value_type;
+    if (b.size() % sizeof(E) != 0)
+      throw error(MPX_EINVAL, where, std::to_string(b.size()) + " bytes are not a whole number of " +
+                                         std::to_string(sizeof(E)) + "-byte elements");
+    T v(b.size() / sizeof(E));
+    if (!b.empty()) std::memcpy(v.data(), b.data(), b.size());
+    return v;
+  } else {
+    static_assert(plain_object<T>, "a task's bytes convert to a trivially copyable type, std::string or std::vector<T>");
+    if (b.size() != sizeof(T))
+      throw error(MPX_EINVAL, where, std::to_string(b.size()) + " bytes cannot be a " + std::to_string(sizeof(T)) +
+                                         "-byte object");
+    std::array<std::byte, sizeof(T)> raw;
+    std::memcpy(raw.data(), b.data(), sizeof(T));
+    return std::bit_cast<T>(raw);
+  }
+}
+
+template <auto F>
+int run_typed_task(const void *arg, size_t size, mpx_task_out *out) noexcept {
+  using A = typename task_signature<decltype(F)>::arg;
+  using R = typename task_signature<decltype(F)>::result;
+  const std::span<const std::byte> in(static_cast<const std::byte *>(arg), size);
+  try {
+    auto call = [&]() -> R {
+      if constexpr (std::is_void_v<A>) return F();
+      else if constexpr (std::same_as<A, std::string_view>) return F(std::string_view(static_cast<const char *>(arg), size));
+      else if constexpr (std::same_as<A, std::span<const std::byte>>) return F(in);
+      else return F(bytes_as<A>(in, "mpx::as_task"));
+    };
+    if constexpr (std::is_void_v<R>) {
+      call();
+      return 0;
+    } else {
+      const R r = call();
+      const payload p(r);
+      const int rc = mpx_task_return(out, p.data(), p.size());
+      if (rc != MPX_OK) (void)mpx_task_error(out, mpx_last_error_message());
+      return rc == MPX_OK ? 0 : 1;
+    }
+  } catch (const std::exception &e) {
+    (void)mpx_task_error(out, e.what());
+  } catch (...) {
+    (void)mpx_task_error(out, "the task threw an exception");
+  }
+  return 1;
+}
+
+}  // namespace detail
+
+/**
+ * An mpx_task_fn made from a C++ function `R f(A)` or `R f()`: A is a trivially copyable
+ * type (the payload must be exactly its size), std::string_view or std::span<const std::byte>;
+ * R is void, a trivially copyable type, or a contiguous range of them (std::string,
+ * std::vector<T>). An exception fails the task with MPX_ETASK, code 1 and what() as its
+ * message. `pool.map_as<int64_t>(mpx::as_task<square>, numbers)`.
+ */
+template <auto F>
+inline constexpr mpx_task_fn as_task = &detail::run_typed_task<F>;
+
+/**
+ * One item of a job failed. value() says how: MPX_ETASK (its function returned nonzero or
+ * threw), MPX_EWORKERDIED (its worker died: detail() says which and how), MPX_ETIMEDOUT (it ran
+ * past its timeout; its worker was killed), MPX_ECANCELED (cancelled, or the pool terminated),
+ * MPX_ENOENT (no task function by that name in the worker). Not to be confused with a plain
+ * mpx::error MPX_ETIMEDOUT from get(timeout), which means the wait timed out.
+ */
+class task_error : public error {
+ public:
+  task_error(int code, std::string where, std::string detail, size_t index, int task_code)
+      : error(code, std::move(where), std::move(detail)), index_(index), task_code_(task_code) {}
+  /** The item's index in its job (0 for apply). */
+  size_t index() const noexcept { return index_; }
+  /** MPX_ETASK: what the function returned; MPX_EWORKERDIED, MPX_ETIMEDOUT: the worker's exit code (-9: SIGKILL). */
+  int task_code() const noexcept { return task_code_; }
+
+ private:
+  size_t index_;
+  int task_code_;
+};
+
+/**
+ * A non-owning view of a job (an apply's one item, or a map's items): what a callback
+ * receives. AsyncResult and MapResult are owning JobViews. Item results point into the job:
+ * valid while the job lives.
+ */
+class JobView {
+ public:
+  explicit JobView(mpx_job *h) noexcept : h_(h) {}
+
+  /** The number of items. */
+  size_t size() const {
+    size_t n = 0;
+    detail::check(mpx_job_count(h_, &n), "mpx::JobView::size");
+    return n;
+  }
+  /** Every item has ended. */
+  bool ready() const {
+    int v = 0;
+    detail::check(mpx_job_ready(h_, &v), "mpx::JobView::ready");
+    return v != 0;
+  }
+  /** Wait until every item has ended: true when they have, false on timeout. */
+  bool wait(timeout t = forever) const {
+    const int rc = mpx_job_wait(h_, t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::JobView::wait");
+    return true;
+  }
+  /** Every item succeeded; mpx::error MPX_EAGAIN while not ready (Python's ValueError). */
+  bool successful() const {
+    int v = 0;
+    detail::check(mpx_job_successful(h_, &v), "mpx::JobView::successful");
+    return v != 0;
+  }
+  /** How far the job has got: total, done, failed, elapsed_s, rate (items/s), eta_s (negative: unknown). */
+  mpx_progress progress() const {
+    mpx_progress p{};
+    p.size = sizeof p;
+    detail::check(mpx_job_progress(h_, &p), "mpx::JobView::progress");
+    return p;
+  }
+  /**
+   * Cancel the items no worker has started: they end with MPX_ECANCELED. Returns how many
+   * ended at once (those not yet handed to the workers); those already queued end as a
+   * worker reaches them, unrun.
+   */
+  size_t cancel() {
+    size_t n = 0;
+    detail::check(mpx_job_cancel(h_, &n), "mpx::JobView::cancel");
+    return n;
+  }
+
+  /** Item i's result, pointing into the job. task_error if it failed; mpx::error MPX_EAGAIN if it has not ended, MPX_ERANGE past the end. */
+  std::span<const std::byte> result(size_t i) const { return item_result(i, "mpx::JobView::result"); }
+  /** Item i's result as T (see mpx::as_task for the types); mpx::error MPX_EINVAL if the size does not fit T. */
+  template <class T>
+  T result_as(size_t i) const {
+    return detail::bytes_as<T>(item_result(i, "mpx::JobView::result_as"), "mpx::JobView::result_as");
+  }
+  /** Item i's failure; nullopt when it succeeded. mpx::error MPX_EAGAIN if it has not ended. */
+  std::optional<task_error> error(size_t i) const {
+    const void *d = nullptr;
+    size_t n = 0;
+    const int rc = mpx_job_result(h_, i, &d, &n);
+    if (rc == MPX_OK) return std::nullopt;
+    return item_failure(rc, i, "mpx::JobView::error");
+  }
+
+  mpx_job *native_handle() const noexcept { return h_; }
+  explicit operator bool() const noexcept { return h_ != nullptr; }
+
+ protected:
+  std::span<const std::byte> item_result(size_t i, const char *where) const {
+    const void *d = nullptr;
+    size_t n = 0;
+    const int rc = mpx_job_result(h_, i, &d, &n);
+    if (rc != MPX_OK) throw item_failure(rc, i, where);
+    return {static_cast<const std::byte *>(d), n};
+  }
+  // The item's failure as a task_error; a failed call (not ended, bad index or handle) is thrown.
+  task_error item_failure(int rc, size_t i, const char *where) const {
+    std::string message = mpx_last_error_message();
+    int code = 0, task_code = 0;
+    size_t len = 0;
+    if (rc != MPX_EAGAIN && rc != MPX_ERANGE && mpx_job_error(h_, i, &code, &task_code, nullptr, &len) == MPX_OK &&
+        code == rc)
+      return task_error(rc, where, std::move(message), i, task_code);
+    throw ::mpx::error(rc, where, std::move(message));
+  }
+
+  mpx_job *h_ = nullptr;
+};
+
+namespace detail {
+
+// A job's C++ callback, shared by the job's owner (AsyncResult, MapResult) and the pool thread
+// that runs it: the last of the two to let go destroys the job, so a dropped result still gets
+// its callback. `ran` lets the owner's wait and get return after the callback, as Python's do.
+struct job_callback {
+  std::function<void(JobView)> fn;
+  std::atomic<int> refs{2};
+  std::atomic<bool> ran{false};
+
+  void release(mpx_job *job) noexcept {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      (void)mpx_job_destroy(job);
+      delete this;
+    }
+  }
+  // A callback that throws calls std::terminate (noexcept), as a std::thread's function does.
+  static void run(void *ctx, mpx_job *job) noexcept {
+    auto *c = static_cast<job_callback *>(ctx);
+    c->fn(JobView(job));
+    c->ran.store(true, std::memory_order_release);
+    c->ran.notify_all();
+    c->release(job);
+  }
+};
+
+/**
+ * A JobView that owns its job: movable, not copyable; destroying it frees the job (items still
+ * running go on, a callback still runs). With a callback, ready() and wait() are true only once
+ * it has run.
+ */
+class owned_job : public JobView {
+ public:
+  owned_job(adopt_t, mpx_job *h, job_callback *cb = nullptr) noexcept : JobView(h), cb_(cb) {}
+  owned_job(const owned_job &) = delete;
+  owned_job &operator=(const owned_job &) = delete;
+  owned_job(owned_job &&o) noexcept : JobView(std::exchange(o.h_, nullptr)), cb_(std::exchange(o.cb_, nullptr)) {}
+  owned_job &operator=(owned_job &&o) noexcept {
+    if (this != &o) {
+      reset();
+      h_ = std::exchange(o.h_, nullptr);
+      cb_ = std::exchange(o.cb_, nullptr);
+    }
+    return *this;
+  }
+  ~owned_job() { reset(); }
+
+  /** Every item has ended (and the callback, if any, has run). */
+  bool ready() const { return JobView::ready() && (!cb_ || cb_->ran.load(std::memory_order_acquire)); }
+  /** Wait until every item has ended and the callback, if any, has run: false on timeout. */
+  bool wait(timeout t = forever) const {
+    if (!JobView::wait(t)) return false;
+    callback_ran();
+    return true;
+  }
+
+ protected:
+  // The job is ready: its callback is running or about to, on a pool thread (it must not block).
+  void callback_ran() const noexcept {
+    if (cb_) cb_->ran.wait(false, std::memory_order_acquire);
+  }
+
+ private:
+  void reset() noexcept {
+    mpx_job *h = std::exchange(h_, nullptr);
+    if (!h) return;
+    if (job_callback *cb = std::exchange(cb_, nullptr)) cb->release(h);
+    else (void)mpx_job_destroy(h);
+  }
+  job_callback *cb_ = nullptr;
+};
+
+}  // namespace detail
+
+/** A std::future-like handle on one task (apply_async). */
+class AsyncResult : public detail::owned_job {
+ public:
+  using owned_job::owned_job;
+
+  /** Wait for the result (a copy). task_error if the task failed; mpx::error MPX_ETIMEDOUT if it has not ended in time. */
+  std::vector<std::byte> get(timeout t = forever) const {
+    const auto r = wait_result(t, "mpx::AsyncResult::get");
+    return std::vector<std::byte>(r.begin(), r.end());
+  }
+  /** get() as T: a trivially copyable type, std::string or std::vector<T> (mpx::error MPX_EINVAL if the size does not fit). */
+  template <class T>
+  T get_as(timeout t = forever) const {
+    return detail::bytes_as<T>(wait_result(t, "mpx::AsyncResult::get_as"), "mpx::AsyncResult::get_as");
+  }
+
+ private:
+  std::span<const std::byte> wait_result(timeout t, const char *where) const {
+    detail::check(mpx_job_wait(h_, t.count_ms()), where);
+    callback_ran();
+    return item_result(0, where);
+  }
+};
+
+/**
+ * A std::future-like handle on a map's items: get() waits for all of them, next() and
+ * iteration give them one by one as imap does (in index order, or as they end for
+ * imap_unordered), each an item that may have failed without ending the loop.
+ */
+class MapResult : public detail::owned_job {
+ public:
+  using owned_job::owned_job;
+
+  /** One ended item: index() and its result or failure. Valid while its MapResult lives. */
+  class item {
+   public:
+    item(mpx_job *job, size_t index) noexcept : job_(job), index_(index) {}
+    size_t index() const noexcept { return index_; }
+    bool ok() const { return !job_.error(index_).has_value(); }
+    /** Its result (pointing into the job); task_error if it failed. */
+    std::span<const std::byte> get() const { return job_.result(index_); }
+    template <class T>
+    T get_as() const {
+      return job_.result_as<T>(index_);
+    }
+    /** Its failure; nullopt when it succeeded. */
+    std::optional<task_error> error() const { return job_.error(index_); }
+
+   private:
+    JobView job_;
+    size_t index_;
+  };
+
+  /** The next ended item (imap); nullopt on timeout; mpx::error MPX_EOF once every item has been given. */
+  std::optional<item> next(timeout t = forever) {
+    size_t i = 0;
+    const int rc = mpx_job_next(h_, t.count_ms(), &i);
+    if (rc == MPX_ETIMEDOUT) return std::nullopt;
+    detail::check(rc, "mpx::MapResult::next");
+    return item(h_, i);
+  }
+
+  /** An input iterator over next() (blocking), ending once every item has been given. */
+  class iterator {
+   public:
+    using value_type = item;
+    using difference_type = std::ptrdiff_t;
+    iterator() = default;
+    explicit iterator(MapResult *r) : r_(r) { advance(); }
+    const item &operator*() const { return *cur_; }
+    const item *operator->() const { return &*cur_; }
+    iterator &operator++() {
+      advance();
+      return *this;
+    }
+    void operator++(int) { advance(); }
+    friend bool operator==(const iterator &it, std::default_sentinel_t) noexcept { return !it.cur_; }
+
+   private:
+    void advance() {
+      size_t i = 0;
+      const int rc = mpx_job_next(r_->h_, -1, &i);
+      if (rc == MPX_EOF) {
+        cur_.reset();
+        return;
+      }
+      detail::check(rc, "mpx::MapResult::iterator");
+      cur_.emplace(r_->h_, i);
+    }
+    MapResult *r_ = nullptr;
+    std::optional<item> cur_;
+  };
+  iterator begin() { return iterator(this); }
+  std::default_sentinel_t end() const noexcept { return {}; }
+
+  /** Wait for every item and copy the results out, in index order: Python's map_async().get(). The first failed item (by index) throws its task_error. */
+  std::vector<std::vector<std::byte>> get(timeout t = forever) const {
+    return get_as<std::vector<std::byte>>(t);
+  }
+  /** get() with each result as T (see AsyncResult::get_as). */
+  template <class T>
+  std::vector<T> get_as(timeout t = forever) const {
+    detail::check(mpx_job_wait(h_, t.count_ms()), "mpx::MapResult::get");
+    callback_ran();
+    const size_t n = size();
+    std::vector<T> out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i)
+      out.push_back(detail::bytes_as<T>(item_result(i, "mpx::MapResult::get"), "mpx::MapResult::get"));
+    return out;
+  }
+};
+
+/** Per job, for apply_async, map_async, imap...: `mpx::job_options().chunksize(100).task_timeout(5s)`. */
+class job_options {
+ public:
+  /** map: items per task; 0 (the default): automatic, Python's count / (4 x workers) rounded up. */
+  job_options &chunksize(size_t n) {
+    chunksize_ = n;
+    return *this;
+  }
+  /** Per task (per chunk for a map): 0 (the default): the pool's; negative: none. */
+  job_options &task_timeout(std::chrono::milliseconds t) {
+    task_timeout_ = t;
+    return *this;
+  }
+  /**
+   * Called once the job has ended, on a pool thread, before wait() and get() return: it must
+   * not block, and an exception escaping it calls std::terminate.
+   */
+  job_options &callback(std::function<void(JobView)> fn) {
+    callback_ = std::move(fn);
+    return *this;
+  }
+
+ private:
+  friend class Pool;
+  size_t chunksize_ = 0;
+  std::chrono::milliseconds task_timeout_{0};
+  std::function<void(JobView)> callback_;
+};
+
+/** How a pool is made: `mpx::pool_options().workers(4).maxtasksperchild(100)`. Zero means the default. */
+class pool_options {
+ public:
+  /** Number of workers; 0: mpx::cpu_count(). */
+  pool_options &workers(int n) {
+    workers_ = n;
+    return *this;
+  }
+  /** MPX_START_FORK (the default), MPX_START_FORKSERVER, MPX_START_SPAWN (see program()). */
+  pool_options &method(uint32_t m) {
+    method_ = m;
+    return *this;
+  }
+  /** The pool starts no workers: the caller does (mpx_pool_add_worker, for bindings). */
+  pool_options &external(bool on = true) {
+    flags_ = on ? (flags_ | MPX_POOL_EXTERNAL) : (flags_ & ~uint32_t(MPX_POOL_EXTERNAL));
+    return *this;
+  }
+  /** A worker retires after this many tasks (0: never). */
+  pool_options &maxtasksperchild(int64_t n) {
+    maxtasks_ = n;
+    return *this;
+  }
+  /** A worker whose resident size passes this retires after its task (0: no cap). */
+  pool_options &max_worker_memory(uint64_t bytes) {
+    max_memory_ = bytes;
+    return *this;
+  }
+  /** The default per-task timeout (0: none): the worker of a task that runs longer is killed and replaced. */
+  pool_options &task_timeout(std::chrono::milliseconds t) {
+    task_timeout_ = t;
+    return *this;
+  }
+  /** Run fn(initargs) once in each fork worker before its first task. */
+  pool_options &initializer(mpx_entry_fn fn, payload initargs = {}) {
+    init_fn_ = fn;
+    init_name_.clear();
+    set_initargs(initargs);
+    return *this;
+  }
+  /** Run the entry registered (mpx_register) as `name` once in each worker, any start method. */
+  pool_options &initializer(std::string entry, payload initargs = {}) {
+    init_fn_ = nullptr;
+    init_name_ = std::move(entry);
+    set_initargs(initargs);
+    return *this;
+  }
+  /** Worker names are "<prefix>-1", "<prefix>-2"... (default "PoolWorker"). */
+  pool_options &name(std::string prefix) {
+    name_ = std::move(prefix);
+    return *this;
+  }
+  /** Spawn workers: exec `file` (a program that registers its tasks and calls mpx_worker_main()) with argv (empty: { file }). */
+  pool_options &program(std::string file, std::vector<std::string> argv = {}) {
+    file_ = std::move(file);
+    argv_ = std::move(argv);
+    return *this;
+  }
+  /** Spawn workers' environment: NAME=VALUE entries, MPX_ENV_EXTEND (default), MPX_ENV_REPLACE or MPX_ENV_INHERIT. */
+  pool_options &env(std::vector<std::string> entries, uint32_t mode = MPX_ENV_EXTEND) {
+    env_ = std::move(entries);
+    env_mode_ = mode;
+    return *this;
+  }
+  /** Bytes of the task ring and of the result ring (0: 1 MiB). */
+  pool_options &queue_capacity(uint64_t bytes) {
+    capacity_ = bytes;
+    return *this;
+  }
+
+ private:
+  friend class Pool;
+  void set_initargs(payload p) {
+    const auto b = p.bytes();
+    initargs_.assign(b.begin(), b.end());
+  }
+  // The C options, pointing into this object and into argv/env (kept by the caller for the call).
+  mpx_pool_options to_c(std::vector<const char *> &argv_ptrs, std::vector<const char *> &env_ptrs) const {
+    mpx_pool_options o;
+    detail::check(mpx_pool_options_init(&o, sizeof o), "mpx::Pool");
+    o.workers = workers_;
+    o.method = method_;
+    o.flags = flags_;
+    o.maxtasksperchild = maxtasks_;
+    o.max_worker_memory = max_memory_;
+    o.task_timeout_ms = task_timeout_.count();
+    o.initializer = init_fn_;
+    o.initializer_name = init_name_.empty() ? nullptr : init_name_.c_str();
+    o.initargs = initargs_.empty() ? nullptr : initargs_.data();
+    o.initargs_size = initargs_.size();
+    o.name = name_.empty() ? nullptr : name_.c_str();
+    o.file = file_.empty() ? nullptr : file_.c_str();
+    for (const auto &a : argv_) argv_ptrs.push_back(a.c_str());
+    argv_ptrs.push_back(nullptr);
+    o.argv = argv_.empty() ? nullptr : argv_ptrs.data();
+    for (const auto &e : env_) env_ptrs.push_back(e.c_str());
+    env_ptrs.push_back(nullptr);
+    o.env = env_.empty() ? nullptr : env_ptrs.data();
+    o.env_mode = env_.empty() ? 0 : env_mode_;
+    o.queue_capacity = capacity_;
+    return o;
+  }
+
+  int workers_ = 0;
+  uint32_t method_ = MPX_START_DEFAULT;
+  uint32_t flags_ = 0;
+  int64_t maxtasks_ = 0;
+  uint64_t max_memory_ = 0;
+  std::chrono::milliseconds task_timeout_{0};
+  mpx_entry_fn init_fn_ = nullptr;
+  std::string init_name_;
+  std::vector<std::byte> initargs_;
+  std::string name_;
+  std::string file_;
+  std::vector<std::string> argv_, env_;
+  uint32_t env_mode_ = MPX_ENV_EXTEND;
+  uint64_t capacity_ = 0;
+};
+
+/**
+ * Python's multiprocessing.Pool: worker processes run tasks (a function and a byte payload)
+ * and send back bytes. A worker that dies is replaced and only the task it held fails
+ * (task_error MPX_EWORKERDIED). Destroying the pool terminates it: tasks not yet ended fail
+ * with MPX_ECANCELED and every worker is reaped. Thread-safe.
+ *
+ * Items of map_async/map/imap are a range: of trivially copyable T (each item is one T's
+ * bytes: the starmap way is a struct of the arguments), or of anything that converts to
+ * mpx::payload (std::string, std::vector<std::byte>...: items of any size).
+ */
+class Pool {
+ public:
+  /** One fork worker per CPU. */
+  Pool() : Pool(pool_options()) {}
+  /** `workers` fork workers (0: one per CPU; negative: mpx::error MPX_EINVAL). */
+  explicit Pool(int workers) : Pool(pool_options().workers(workers)) {}
+  explicit Pool(const pool_options &o) {
+    std::vector<const char *> argv, env;
+    const mpx_pool_options c = o.to_c(argv, env);
+    h_ = handle_type(create_handle(c));
+  }
+  /** From C options. */
+  explicit Pool(const mpx_pool_options &o) : h_(create_handle(o)) {}
+  /** Take ownership of a C handle. */
+  Pool(adopt_t, mpx_pool *h) noexcept : h_(h) {}
+  Pool(Pool &&) noexcept = default;
+  Pool &operator=(Pool &&) noexcept = default;
+
+  /** Run one task and wait for its result (Python's apply); task_error if it failed. */
+  std::vector<std::byte> apply(task_ref fn, payload arg = {}, job_options o = {}) {
+    return apply_async(std::move(fn), arg, std::move(o)).get();
+  }
+  /** apply() with the result as T (see AsyncResult::get_as). */
+  template <class T>
+  T apply_as(task_ref fn, payload arg = {}, job_options o = {}) {
+    return apply_async(std::move(fn), arg, std::move(o)).template get_as<T>();
+  }
+  /** Run one task (Python's apply_async); returns at once. */
+  AsyncResult apply_async(task_ref fn, payload arg = {}, job_options o = {}) {
+    mpx_task t;
+    detail::check(mpx_task_init(&t, sizeof t), "mpx::Pool::apply_async");
+    t.fn = fn.fn();
+    t.name = fn.name();
+    t.arg = arg.data();
+    t.arg_size = arg.size();
+    t.timeout_ms = o.task_timeout_.count();
+    auto cb = make_callback(o);
+    if (cb) {
+      t.callback = &detail::job_callback::run;
+      t.ctx = cb.get();
+    }
+    mpx_job *j = nullptr;
+    submitted(mpx_pool_apply_async(h_.get(), &t, &j), "mpx::Pool::apply_async");
+    return AsyncResult(adopt, j, cb.release());
+  }
+
+  /** Run fn over every item (Python's map_async); returns at once. Iterating the result gives items in index order. */
+  template <std::ranges::input_range R>
+  MapResult map_async(task_ref fn, R &&items, job_options o = {}) {
+    return submit_map(fn, items, o, MPX_MAP_ORDERED, "mpx::Pool::map_async");
+  }
+  /** Python's map: every result (copied), in order; the first failed item throws its task_error. */
+  template <std::ranges::input_range R>
+  std::vector<std::vector<std::byte>> map(task_ref fn, R &&items, job_options o = {}) {
+    return submit_map(fn, items, o, MPX_MAP_ORDERED, "mpx::Pool::map").get();
+  }
+  /** map() with each result as T: `std::vector<int64_t> sq = pool.map_as<int64_t>(square, numbers);` */
+  template <class T, std::ranges::input_range R>
+  std::vector<T> map_as(task_ref fn, R &&items, job_options o = {}) {
+    return submit_map(fn, items, o, MPX_MAP_ORDERED, "mpx::Pool::map_as").template get_as<T>();
+  }
+  /** Python's imap: iterate the result for the items in index order, each as soon as it and those before it have ended. */
+  template <std::ranges::input_range R>
+  MapResult imap(task_ref fn, R &&items, job_options o = {}) {
+    return submit_map(fn, items, o, MPX_MAP_ORDERED, "mpx::Pool::imap");
+  }
+  /** Python's imap_unordered: iterate the result for the items in the order they end. */
+  template <std::ranges::input_range R>
+  MapResult imap_unordered(task_ref fn, R &&items, job_options o = {}) {
+    return submit_map(fn, items, o, 0, "mpx::Pool::imap_unordered");
+  }
+
+  /** No more tasks (MPX_ECLOSED); the workers exit once every task has ended. */
+  void close() { detail::check(mpx_pool_close(h_.get()), "mpx::Pool::close"); }
+  /** Stop now: tasks not yet ended fail with MPX_ECANCELED; returns once every worker is reaped. */
+  void terminate() { detail::check(mpx_pool_terminate(h_.get()), "mpx::Pool::terminate"); }
+  /** Wait for the workers to exit after close() or terminate(): false on timeout; mpx::error MPX_EINVAL before either. */
+  bool join(timeout t = forever) {
+    const int rc = mpx_pool_join(h_.get(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::Pool::join");
+    return true;
+  }
+
+  /** The number of workers the pool keeps. */
+  size_t size() const {
+    size_t n = 0;
+    detail::check(mpx_pool_size(h_.get(), &n), "mpx::Pool::size");
+    return n;
+  }
+  /** The pids of the live workers. */
+  std::vector<int64_t> worker_pids() const {
+    std::vector<int64_t> pids(size() + 8);
+    for (;;) {
+      size_t n = pids.size();
+      const int rc = mpx_pool_worker_pids(h_.get(), pids.data(), &n);
+      if (rc == MPX_ENOBUFS) {
+        pids.resize(n + 8);
+        continue;
+      }
+      detail::check(rc, "mpx::Pool::worker_pids");
+      pids.resize(n);
+      return pids;
+    }
+  }
+  /** Counters: tasks submitted, succeeded, failed; workers started, died, retired. */
+  mpx_pool_stats stats() const {
+    mpx_pool_stats s{};
+    s.size = sizeof s;
+    detail::check(mpx_pool_stats_get(h_.get(), &s), "mpx::Pool::stats");
+    return s;
+  }
+  /** The token external workers attach with (mpx_worker_attach). */
+  std::string token() const { return detail::get_string(&mpx_pool_token, h_.get(), "mpx::Pool::token"); }
+
+  mpx_pool *native_handle() const noexcept { return h_.get(); }
+  explicit operator bool() const noexcept { return h_.get() != nullptr; }
+
+ private:
+  using handle_type = detail::handle<mpx_pool, &mpx_pool_destroy>;
+
+  static mpx_pool *create_handle(const mpx_pool_options &o) {
+    mpx_pool *p = nullptr;
+    detail::check(mpx_pool_create(&p, &o), "mpx::Pool");
+    return p;
+  }
+
+  static std::unique_ptr<detail::job_callback> make_callback(job_options &o) {
+    if (!o.callback_) return nullptr;
+    auto cb = std::make_unique<detail::job_callback>();
+    cb->fn = std::move(o.callback_);
+    return cb;
+  }
+
+  // Throw for a failed submission (the callback, never called then, goes with its unique_ptr).
+  static void submitted(int rc, const char *where) {
+    if (rc < 0) detail::throw_error(rc, where);
+  }
+
+  template <class R>
+  MapResult submit_map(const task_ref &fn, R &items, job_options &o, uint32_t flags, const char *where) {
+    using E = std::ranges::range_value_t<R>;
+    mpx_map m;
+    detail::check(mpx_map_init(&m, sizeof m), where);
+    m.flags = flags;
+    m.fn = fn.fn();
+    m.name = fn.name();
+    m.chunksize = o.chunksize_;
+    m.timeout_ms = o.task_timeout_.count();
+    if constexpr (detail::plain_object<E>) {
+      if constexpr (std::ranges::contiguous_range<R> && std::ranges::sized_range<R>) {
+        m.data = std::ranges::data(items);
+        m.item_size = sizeof(E);
+        m.count = std::ranges::size(items);
+        return run_map(m, o, where);
+      } else {
+        std::vector<E> copy;
+        for (auto &&e : items) copy.push_back(e);
+        return submit_map(fn, copy, o, flags, where);
+      }
+    } else if constexpr (!std::is_lvalue_reference_v<std::ranges::range_reference_t<R>>) {
+      // Elements made on the fly (a view): keep them while the map copies their bytes.
+      std::vector<E> copy;
+      for (auto &&e : items) copy.push_back(std::forward<decltype(e)>(e));
+      return submit_map(fn, copy, o, flags, where);
+    } else {
+      static_assert(std::is_constructible_v<payload, const E &>,
+                    "map items are trivially copyable objects, or convert to mpx::payload (strings, byte ranges)");
+      std::vector<const void *> ptrs;
+      std::vector<size_t> sizes;
+      if constexpr (std::ranges::sized_range<R>) {
+        ptrs.reserve(std::ranges::size(items));
+        sizes.reserve(std::ranges::size(items));
+      }
+      for (const E &e : items) {
+        const payload p(e);
+        ptrs.push_back(p.data());
+        sizes.push_back(p.size());
+      }
+      m.items = ptrs.data();
+      m.sizes = sizes.data();
+      m.count = ptrs.size();
+      return run_map(m, o, where);
+    }
+  }
+
+  MapResult run_map(mpx_map &m, job_options &o, const char *where) {
+    auto cb = make_callback(o);
+    if (cb) {
+      m.callback = &detail::job_callback::run;
+      m.ctx = cb.get();
+    }
+    mpx_job *j = nullptr;
+    submitted(mpx_pool_map(h_.get(), &m, &j), where);
+    return MapResult(adopt, j, cb.release());
+  }
+
+  handle_type h_;
 };
 
 }  // namespace mpx

@@ -84,6 +84,7 @@ typedef struct mpx_pool_options {
   uint64_t queue_capacity;   /**< bytes of the task ring and of the result ring; 0: 1 MiB */
 } mpx_pool_options;
 
+/** Fill opts with defaults. struct_size is sizeof(mpx_pool_options). */
 MPX_API int mpx_pool_options_init(mpx_pool_options *opts, size_t struct_size);
 
 /**
@@ -119,7 +120,7 @@ MPX_API int mpx_pool_worker_pids(mpx_pool *pool, int64_t *pids, size_t *count);
 typedef struct mpx_pool_stats {
   uint32_t size;             /**< sizeof(mpx_pool_stats) */
   uint32_t reserved;
-  uint64_t tasks_submitted;
+  uint64_t tasks_submitted;  /**< items (a map's items each count one) */
   uint64_t tasks_succeeded;
   uint64_t tasks_failed;     /**< every failure: MPX_ETASK, EWORKERDIED, ETIMEDOUT, ECANCELED */
   uint64_t workers_started;
@@ -127,6 +128,10 @@ typedef struct mpx_pool_stats {
   uint64_t workers_retired;  /**< maxtasksperchild or max_worker_memory */
 } mpx_pool_stats;
 
+/**
+ * Copy the pool's counters into *stats (set stats->size = sizeof(mpx_pool_stats) first).
+ * Task counts are items: a map of n items counts n, whatever its chunks.
+ */
 MPX_API int mpx_pool_stats_get(mpx_pool *pool, mpx_pool_stats *stats);
 
 /* ---- Jobs: apply, map, imap --------------------------------------------------------- */
@@ -145,6 +150,7 @@ typedef struct mpx_task {
   void *ctx;
 } mpx_task;
 
+/** Fill task with defaults. struct_size is sizeof(mpx_task). */
 MPX_API int mpx_task_init(mpx_task *task, size_t struct_size);
 
 /* mpx_map.flags */
@@ -167,6 +173,7 @@ typedef struct mpx_map {
   void *ctx;
 } mpx_map;
 
+/** Fill map with defaults. struct_size is sizeof(mpx_map). */
 MPX_API int mpx_map_init(mpx_map *map, size_t struct_size);
 
 /** Run one task (Python's apply_async). Returns at once; *out is the job (one item). */
@@ -178,7 +185,11 @@ MPX_API int mpx_pool_apply_async(mpx_pool *pool, const mpx_task *task, mpx_job *
  */
 MPX_API int mpx_pool_apply(mpx_pool *pool, const mpx_task *task, void **result, size_t *size);
 
-/** Run fn over every item (Python's map_async / imap / imap_unordered). Returns at once. */
+/**
+ * Run fn over every item (Python's map_async / imap / imap_unordered). Returns at once.
+ * Items travel in chunks that the library's own worker loop unpacks: a pool of
+ * MPX_POOL_EXTERNAL workers takes single tasks only (MPX_EINVAL here; see mpx_pool_submit).
+ */
 MPX_API int mpx_pool_map(mpx_pool *pool, const mpx_map *map, mpx_job **out);
 
 /** Wait until every item of the job has ended: 0, or MPX_ETIMEDOUT. */
@@ -230,8 +241,9 @@ typedef struct mpx_progress {
 MPX_API int mpx_job_progress(mpx_job *job, mpx_progress *progress);
 
 /**
- * Cancel the items no worker has started: they end with MPX_ECANCELED. *cancelled (may be
- * NULL) = how many.
+ * Cancel the items no worker has started: they end with MPX_ECANCELED, unrun. Those still in
+ * the parent's backlog end at once, and *cancelled (may be NULL) counts them; those already in
+ * the task queue end as a worker takes them.
  */
 MPX_API int mpx_job_cancel(mpx_job *job, size_t *cancelled);
 

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "capi/util.hpp"
+#include "platform/process.hpp"
 #include "platform/wait.hpp"
 #include "pool/pool.hpp"
 
@@ -26,6 +27,7 @@ int new_job(mpx_pool *pool, mpx_job **out, Fill &&fill) {
   state->pool_handle = pool;
   if (Status s = create_handle<mpx_job, JobObject>(out, [&](JobObject *j) {
         j->state = state;
+        j->bound_pid = platform::current_pid();  // results arrive through this process's threads
         return MPX_OK;
       });
       s != MPX_OK)
@@ -42,20 +44,21 @@ int new_job(mpx_pool *pool, mpx_job **out, Fill &&fill) {
 
 // Wait on the job until pred() holds (job mutex held), the deadline passes or the handle closes.
 template <typename Pred>
-Status wait_job(JobObject *o, std::unique_lock<std::mutex> &lk, int64_t timeout_ms, Pred pred) {
+Status wait_job(JobObject *o, std::unique_lock<std::mutex> &lk, int64_t timeout_ms, bool whole, Pred pred) {
   JobState &j = *o->state;
   const auto until = timeout_ms < 0 ? std::chrono::steady_clock::time_point::max()
                                     : std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  ++j.waiters;
+  int &count = whole ? j.waiting_all : j.waiting_next;
+  ++count;
   const bool ok = j.cv.wait_until(lk, until, [&] { return pred() || o->closing(); });
-  --j.waiters;
+  --count;
   if (o->closing()) return fail(MPX_ECLOSED, "the job was destroyed");
   if (!ok) return fail(MPX_ETIMEDOUT, "timed out after {} ms", timeout_ms);
   return MPX_OK;
 }
 
-Status item_error(const pool::Item &it, size_t index) {
-  if (!it.message.empty()) return fail(it.status, "{}", it.message);
+Status item_error(const JobState &j, const pool::Item &it, size_t index) {
+  if (it.message) return fail(it.status, "{}", j.message_of(it));
   if (it.status == MPX_ETASK) return fail(MPX_ETASK, "item {}: the task function returned {}", index, it.code);
   return fail(it.status, "item {}: {}", index, mpx_strerror(it.status));
 }
@@ -193,12 +196,12 @@ MPX_API int mpx_pool_apply(mpx_pool *pool, const mpx_task *task, void **result, 
     auto job = std::make_shared<JobState>();
     if (Status s = o->apply_async(task, job); s != MPX_OK) return s;
     std::unique_lock<std::mutex> lk(job->mu);
-    ++job->waiters;
+    ++job->waiting_all;
     job->cv.wait(lk, [&] { return job->ready() || o->closing(); });
-    --job->waiters;
+    --job->waiting_all;
     if (!job->ready()) return fail(MPX_ECLOSED, "the pool was destroyed");
     const pool::Item &it = job->items[0];
-    if (it.status != 0) return item_error(it, 0);
+    if (it.status != 0) return item_error(*job, it, 0);
     void *p = std::malloc(it.size ? size_t(it.size) : 1);
     if (!p) return fail(MPX_ENOMEM, "out of memory for a result of {} bytes", it.size);
     if (it.size) std::memcpy(p, it.data, size_t(it.size));
@@ -214,7 +217,7 @@ MPX_API int mpx_job_wait(mpx_job *job, int64_t timeout_ms) {
   JobState &j = *o->state;
   if (j.ready()) return MPX_OK;
   if (timeout_ms == 0) return fail(MPX_ETIMEDOUT, "{} of {} items have ended", j.done, j.items.size());
-  return wait_job(o.get(), lk, timeout_ms, [&] { return j.ready(); });
+  return wait_job(o.get(), lk, timeout_ms, true, [&] { return j.ready(); });
 }
 
 MPX_API int mpx_job_ready(mpx_job *job, int *ready) {
@@ -252,7 +255,7 @@ MPX_API int mpx_job_result(mpx_job *job, size_t index, const void **data, size_t
   if (index >= j.items.size()) return fail(MPX_ERANGE, "index {} is past the job's {} items", index, j.items.size());
   const pool::Item &it = j.items[index];
   if (it.status == 1) return fail(MPX_EAGAIN, "item {} has not ended", index);
-  if (it.status != 0) return item_error(it, index);
+  if (it.status != 0) return item_error(j, it, index);
   *data = it.data;
   *size = size_t(it.size);
   return MPX_OK;
@@ -268,7 +271,7 @@ MPX_API int mpx_job_error(mpx_job *job, size_t index, int *code, int *task_code,
   if (it.status == 1) return fail(MPX_EAGAIN, "item {} has not ended", index);
   *code = it.status;
   if (task_code) *task_code = it.code;
-  if (len && (buf || *len)) return guarded([&] { return copy_out(it.message, buf, len); });
+  if (len && (buf || *len)) return guarded([&] { return copy_out(j.message_of(it), buf, len); });
   return MPX_OK;
 }
 
@@ -281,7 +284,7 @@ MPX_API int mpx_job_next(mpx_job *job, int64_t timeout_ms, size_t *index) {
   auto have = [&] { return j.ordered ? j.items[j.next].status != 1 : j.ended_order.size() > j.next; };
   if (!have()) {
     if (timeout_ms == 0) return fail(MPX_ETIMEDOUT, "no item has ended yet");
-    if (Status s = wait_job(o.get(), lk, timeout_ms, have); s != MPX_OK) return s;
+    if (Status s = wait_job(o.get(), lk, timeout_ms, false, have); s != MPX_OK) return s;
   }
   *index = j.ordered ? j.next : j.ended_order[j.next];
   ++j.next;

@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "mpx/common.h"
+#include "shm/object.hpp"
 
 namespace mpx::pool {
 
@@ -49,14 +50,25 @@ struct alignas(64) Slot {
   std::atomic<uint64_t> served;     // tasks finished
 };
 
+// Jobs cancelled lately: a worker that takes a task of one of them ends it with
+// MPX_ECANCELED instead of running it. A ring of the last kCancelRing ids; cancel_gen counts
+// the ids ever written (a worker re-reads the ring only when it has moved).
+constexpr uint32_t kCancelRing = 64;
+
 struct alignas(64) SharedStatus {
   std::atomic<uint32_t> terminating;
+  std::atomic<uint32_t> cancel_gen;
+  std::atomic<uint64_t> cancelled[kCancelRing];
 };
 
-// Body: Config, Status, slots, then initargs.
-constexpr size_t kStatusOffset = (sizeof(Config) + 63) / 64 * 64;
+// Body: Config, SharedStatus, slots, then initargs. The body starts after the 16-byte object
+// header, at a 64-byte boundary plus 16: the offsets put the status and the slots on lines.
+constexpr size_t kObjectHeaderBytes = 16;
+constexpr size_t kStatusOffset = (kObjectHeaderBytes + sizeof(Config) + 63) / 64 * 64 - kObjectHeaderBytes;
 constexpr size_t kSlotsOffset = kStatusOffset + sizeof(SharedStatus);
 inline size_t initargs_offset(uint32_t slots) { return kSlotsOffset + size_t(slots) * sizeof(Slot); }
+static_assert(kObjectHeaderBytes == sizeof(ObjectHeader) && (kObjectHeaderBytes + kStatusOffset) % 64 == 0 &&
+              sizeof(SharedStatus) % 64 == 0);
 
 constexpr uint32_t kTaskMagic = 0x4b534154u;    // "TASK"
 constexpr uint32_t kResultMagic = 0x544c5352u;  // "RSLT"
@@ -69,8 +81,9 @@ struct TaskHeader {
   uint64_t fn;        // kByPointer: the function's address (fork workers only)
   uint32_t name_len;  // bytes of name that follow
   uint32_t count;     // kChunk: items
+  uint64_t job;       // the job's id (0: a task of no job); see SharedStatus::cancelled
 };
-static_assert(sizeof(TaskHeader) == 24);
+static_assert(sizeof(TaskHeader) == 32);
 
 struct ResultHeader {
   uint32_t magic;

@@ -19,7 +19,8 @@ namespace mpx::pool {
 namespace {
 
 constexpr size_t kBatch = 64;       // tasks the feeder moves, results the collector takes, per lock
-constexpr size_t kMinWindow = 256;  // tasks in the queue or held, at most (and 4 per worker)
+constexpr size_t kFeedBatch = 1024;  // tasks the feeder moves per lock
+constexpr size_t kMinWindow = 4096;  // tasks in the queue or held, at most (and 4 per worker)
 constexpr int64_t kTimeoutPollMs = 10;      // how often task timeouts are checked (while any is set)
 constexpr int64_t kRetryStartMs = 100;      // after a worker failed to start
 constexpr int64_t kTermGraceMs = 200;       // terminate: SIGTERM, then SIGKILL after this
@@ -47,8 +48,27 @@ void fork_main(void *arg) {
 
 }  // namespace
 
-JobState::~JobState() {
-  for (void *b : buffers) std::free(b);
+int (*g_fail_start)(uint64_t) = nullptr;
+
+const uint8_t *JobState::keep(const uint8_t *p, size_t n) {
+  constexpr size_t kBlock = 64 << 10;
+  if (n == 0) return nullptr;
+  if (n > kBlock / 4) {
+    blocks.emplace_back(new uint8_t[n]);
+    std::memcpy(blocks.back().get(), p, n);
+    return blocks.back().get();
+  }
+  if (n > room) {
+    blocks.emplace_back(new uint8_t[kBlock]);
+    cursor = blocks.back().get();
+    room = kBlock;
+  }
+  uint8_t *at = cursor;
+  std::memcpy(at, p, n);
+  const size_t used = (n + 7) & ~size_t(7);
+  cursor += std::min(used, room);
+  room -= std::min(used, room);
+  return at;
 }
 
 void JobObject::wake_waiters() noexcept {
@@ -63,7 +83,6 @@ PoolObject::~PoolObject() {
   stop_threads();
   for (auto &w : workers_)
     if (w.fd >= 0) ::close(w.fd);
-  for (auto &d : done_) std::free(d.buf);
   if (wake_fd_ >= 0) ::close(wake_fd_);
 }
 
@@ -76,6 +95,7 @@ void PoolObject::wake_waiters() noexcept {
 void PoolObject::run_forked_worker() { run_worker(token_.c_str(), cfg_.init_fn, true); }
 
 Status PoolObject::init(const mpx_pool_options *o) {
+  bound_pid = platform::current_pid();  // its threads are in this process: a forked child gets MPX_EFORKED
   if (o) {
     if (o->workers < 0) return fail(MPX_EINVAL, "workers must be at least 1 (0: one per CPU), not {}", o->workers);
     if (o->maxtasksperchild < 0)
@@ -191,6 +211,8 @@ Status PoolObject::start_worker() {
   po.method = cfg_.method;
   po.daemon = 1;
   const std::string name = fmt::format("{}-{}", cfg_.name, ++worker_number_);
+  if (g_fail_start && g_fail_start(worker_number_)) [[unlikely]]
+    return fail(MPX_EAGAIN, "starting pool worker {}: fork failed (injected)", name);
   po.name = name.c_str();
   std::vector<const char *> argv, env;
   std::string env_token;
@@ -444,17 +466,17 @@ Status PoolObject::check_target(mpx_task_fn fn, const char *name) {
   return MPX_OK;
 }
 
-std::vector<uint8_t> PoolObject::task_message(mpx_task_fn fn, const char *name, uint32_t count, size_t payload) {
+Bytes PoolObject::task_message(mpx_task_fn fn, const char *name, uint64_t job, uint32_t count, size_t payload) {
   const size_t nlen = fn || !name ? 0 : std::strlen(name);
-  TaskHeader h{kTaskMagic, uint32_t((fn ? kByPointer : 0) | (count ? kChunk : 0)),
-               uint64_t(reinterpret_cast<uintptr_t>(fn)), uint32_t(nlen), count};
-  std::vector<uint8_t> m(sizeof h + nlen + payload);
+  TaskHeader h{kTaskMagic, (fn ? uint32_t(kByPointer) : 0u) | (count ? uint32_t(kChunk) : 0u),
+               uint64_t(reinterpret_cast<uintptr_t>(fn)), uint32_t(nlen), count, job};
+  Bytes m(sizeof h + nlen + payload);
   std::memcpy(m.data(), &h, sizeof h);
   if (nlen) std::memcpy(m.data() + sizeof h, name, nlen);
   return m;
 }
 
-Status PoolObject::enqueue(std::vector<Pending> &tasks) {
+Status PoolObject::enqueue(std::vector<Pending> &tasks, size_t items) {
   std::lock_guard<std::mutex> g(mu_);
   if (state_ != State::running)
     return fail(MPX_ECLOSED, "the pool is {}: no more tasks", state_ == State::closed ? "closed" : "terminated");
@@ -462,7 +484,7 @@ Status PoolObject::enqueue(std::vector<Pending> &tasks) {
     if (t.timeout_ms > 0) timeouts_used_ = true;
     backlog_.push_back(std::move(t));
   }
-  stats_.tasks_submitted += tasks.size();
+  stats_.tasks_submitted += items;
   feed_cv_.notify_one();
   if (timeouts_used_) wake_supervisor();
   return MPX_OK;
@@ -482,13 +504,20 @@ Status PoolObject::apply_async(const mpx_task *t, const std::shared_ptr<JobState
   std::vector<Pending> v(1);
   v[0].job = job;
   v[0].timeout_ms = task_timeout(t->timeout_ms);
-  v[0].msg = task_message(t->fn, t->name, 0, t->arg_size);
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    job->id = ++job_number_;
+  }
+  v[0].msg = task_message(t->fn, t->name, job->id, 0, t->arg_size);
   if (t->arg_size) std::memcpy(v[0].msg.data() + v[0].msg.size() - t->arg_size, t->arg, t->arg_size);
-  return enqueue(v);
+  return enqueue(v, 1);
 }
 
 Status PoolObject::map(const mpx_map *m, const std::shared_ptr<JobState> &job) {
   if (Status s = check_target(m->fn, m->name); s != MPX_OK) return s;
+  if (cfg_.flags & MPX_POOL_EXTERNAL)
+    return fail(MPX_EINVAL, "a map's chunks need the library's worker loop; external workers take single tasks "
+                            "(apply_async or mpx_pool_submit)");
   if (m->flags & ~uint32_t(MPX_MAP_ORDERED)) return fail(MPX_EINVAL, "unknown map flags {:#x}", m->flags);
   const bool packed = m->data != nullptr || m->item_size != 0;
   if (m->count && packed && (!m->data || m->items || m->sizes))
@@ -507,6 +536,10 @@ Status PoolObject::map(const mpx_map *m, const std::shared_ptr<JobState> &job) {
   job->ctx = m->ctx;
   job->started_ns = platform::monotonic_ns();
   const size_t nchunks = (m->count + chunk - 1) / chunk;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    job->id = ++job_number_;
+  }
   job->chunk_first.reserve(nchunks + 1);
   job->chunks.assign(nchunks, kQueued);
   std::vector<Pending> v(nchunks);
@@ -514,17 +547,16 @@ Status PoolObject::map(const mpx_map *m, const std::shared_ptr<JobState> &job) {
   for (size_t c = 0; c < nchunks; ++c) {
     const size_t first = c * chunk, n = std::min(chunk, m->count - first);
     job->chunk_first.push_back(uint32_t(first));
-    size_t bytes = 0;
-    for (size_t i = first; i < first + n; ++i) {
-      const size_t sz = packed ? m->item_size : m->sizes[i];
-      if (!packed && sz && !m->items[i]) return fail(MPX_EINVAL, "items[{}] is NULL but its size is {}", i, sz);
-      bytes += sz;
+    size_t bytes = packed ? n * m->item_size : 0;
+    for (size_t i = first; !packed && i < first + n; ++i) {
+      if (m->sizes[i] && !m->items[i]) return fail(MPX_EINVAL, "items[{}] is NULL but its size is {}", i, m->sizes[i]);
+      bytes += m->sizes[i];
     }
     Pending &p = v[c];
     p.job = job;
     p.chunk = uint32_t(c);
     p.timeout_ms = timeout;
-    p.msg = task_message(m->fn, m->name, uint32_t(n), n * sizeof(uint64_t) + bytes);
+    p.msg = task_message(m->fn, m->name, job->id, uint32_t(n), n * sizeof(uint64_t) + bytes);
     uint8_t *table = p.msg.data() + p.msg.size() - bytes - n * sizeof(uint64_t);
     uint8_t *dst = table + n * sizeof(uint64_t);
     if (packed) {
@@ -544,7 +576,7 @@ Status PoolObject::map(const mpx_map *m, const std::shared_ptr<JobState> &job) {
   if (m->count == 0) {
     std::lock_guard<std::mutex> g(mu_);
     if (state_ != State::running) return fail(MPX_ECLOSED, "the pool is not running: no more tasks");
-  } else if (Status s = enqueue(v); s != MPX_OK) {
+  } else if (Status s = enqueue(v, m->count); s != MPX_OK) {
     return s;
   }
   if (m->count == 0 && job->callback) job->callback(job->ctx, static_cast<mpx_job *>(job->handle));
@@ -565,12 +597,12 @@ Status PoolObject::submit(const char *name, const uint8_t *records, size_t bytes
     if (h.size > bytes - off) return fail(MPX_EINVAL, "records: record {}'s {} bytes run past the end", i, h.size);
     v[i].tag = h.tag;
     v[i].timeout_ms = timeout;
-    v[i].msg = task_message(nullptr, name, 0, size_t(h.size));
+    v[i].msg = task_message(nullptr, name, 0, 0, size_t(h.size));
     if (h.size) std::memcpy(v[i].msg.data() + v[i].msg.size() - h.size, records + off, size_t(h.size));
     off += size_t((h.size + 7) / 8 * 8);
     if (off > bytes) off = bytes;
   }
-  return enqueue(v);
+  return enqueue(v, count);
 }
 
 // ---- the feeder ------------------------------------------------------------------------
@@ -589,14 +621,14 @@ void PoolObject::maybe_close_tasks() {
 }
 
 void PoolObject::feeder() {
-  std::vector<std::vector<uint8_t>> msgs;
+  std::vector<Bytes> msgs;
   std::vector<uint64_t> ordinals;
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     // Tasks go to the queue only a window ahead of the workers, so that the rest can still be
     // cancelled (the collector wakes us as tasks end).
     feed_cv_.wait(lk, [&] {
-      return (!backlog_.empty() && inflight_live_ < window_) || state_ == State::terminated ||
+      return (!backlog_.empty() && inflight_live_ <= window_ / 2) || state_ == State::terminated ||
              (state_ == State::closed && backlog_.empty());
     });
     if (state_ == State::terminated) return;
@@ -611,7 +643,7 @@ void PoolObject::feeder() {
     while (inflight_base_ + inflight_.size() < next) inflight_.emplace_back();  // ordinals lost to a failed put
     msgs.clear();
     ordinals.clear();
-    while (!backlog_.empty() && msgs.size() < kBatch && inflight_live_ < window_) {
+    while (!backlog_.empty() && msgs.size() < kFeedBatch && inflight_live_ < window_) {
       Pending p = std::move(backlog_.front());
       backlog_.pop_front();
       if (p.job && p.job->chunks[p.chunk] != kQueued) continue;  // cancelled
@@ -634,7 +666,7 @@ void PoolObject::feeder() {
       const std::string why = s == MPX_ECLOSED ? std::string("the pool was terminated") : std::string(detail::message());
       std::vector<std::shared_ptr<JobState>> calls;
       for (size_t i = sent; i < msgs.size(); ++i)
-        end_task(ordinals[i], s == MPX_ECLOSED ? MPX_ECANCELED : s, 0, nullptr, nullptr, 0, why, 0, &calls);
+        end_task(ordinals[i], s == MPX_ECLOSED ? MPX_ECANCELED : s, 0, nullptr, 0, why, 0, &calls);
       lk.unlock();
       run_callbacks(calls);
       lk.lock();
@@ -651,14 +683,10 @@ void PoolObject::run_callbacks(std::vector<std::shared_ptr<JobState>> &calls) {
   calls.clear();
 }
 
-void PoolObject::end_task(uint64_t ordinal, int32_t status, int32_t code, void *buf, const uint8_t *payload,
-                          uint64_t size, const std::string &msg, uint32_t count,
-                          std::vector<std::shared_ptr<JobState>> *calls) {
+void PoolObject::end_task(uint64_t ordinal, int32_t status, int32_t code, const uint8_t *payload, uint64_t size,
+                          const std::string &msg, uint32_t count, std::vector<std::shared_ptr<JobState>> *calls) {
   Pending *p = find_inflight(ordinal);
-  if (!p) {  // ended already (a worker's own result before the news of its death)
-    std::free(buf);
-    return;
-  }
+  if (!p) return;  // ended already (a worker's own result before the news of its death)
   Pending task = std::move(*p);
   p->live = false;
   --inflight_live_;
@@ -666,32 +694,37 @@ void PoolObject::end_task(uint64_t ordinal, int32_t status, int32_t code, void *
     inflight_.pop_front();
     ++inflight_base_;
   }
-  settle(task, status, code, buf, payload, size, msg, count, calls);
-  if (!backlog_.empty() && inflight_live_ + kBatch / 2 < window_) feed_cv_.notify_one();
+  settle(task, status, code, payload, size, msg, count, calls);
+  if (!backlog_.empty() && inflight_live_ == window_ / 2) feed_cv_.notify_one();
 }
 
-// Give a task its outcome (mu_ held). Takes buf.
-void PoolObject::settle(Pending &task, int32_t status, int32_t code, void *buf, const uint8_t *payload, uint64_t size,
+// Give a task its outcome (mu_ held); payload is copied.
+void PoolObject::settle(Pending &task, int32_t status, int32_t code, const uint8_t *payload, uint64_t size,
                         const std::string &msg, uint32_t count, std::vector<std::shared_ptr<JobState>> *calls) {
   if (!task.job) {
     if (status == 0) ++stats_.tasks_succeeded;
     else ++stats_.tasks_failed;
-    done_.push_back(Done{task.tag, status, code, buf, payload, size, msg});
-    done_cv_.notify_all();
+    std::unique_ptr<uint8_t[]> copy(size ? new uint8_t[size_t(size)] : nullptr);
+    if (size) std::memcpy(copy.get(), payload, size_t(size));
+    done_.push_back(Done{task.tag, status, code, std::move(copy), size, msg});
+    if (collecting_) done_cv_.notify_all();
     return;
   }
   JobState &job = *task.job;
   job.chunks[task.chunk] = kEnded;
   const uint32_t first = job.chunk_first[task.chunk], last = job.chunk_first[task.chunk + 1];
   std::lock_guard<std::mutex> g(job.mu);
-  if (buf) job.buffers.push_back(buf);
+  if (size) payload = job.keep(payload, size_t(size));  // the items point into the copy
   auto end_item = [&](uint32_t i, int32_t st, int32_t cd, const uint8_t *d, uint64_t n, std::string m) {
     Item &it = job.items[i];
     it.status = st;
     it.code = cd;
     it.data = d;
     it.size = n;
-    if (!m.empty()) it.message = std::move(m);
+    if (!m.empty()) {
+      job.messages.push_back(std::move(m));
+      it.message = uint32_t(job.messages.size());
+    }
     ++job.done;
     if (st != 0) {
       ++job.failed;
@@ -722,22 +755,28 @@ void PoolObject::settle(Pending &task, int32_t status, int32_t code, void *buf, 
       data += e.size + e.msg_len;
     }
   }
-  if (job.waiters) job.cv.notify_all();
+  if (job.waiting_next || (job.waiting_all && job.ready())) job.cv.notify_all();
   if (job.ready() && job.callback) calls->push_back(task.job);
 }
 
 void PoolObject::collector() {
-  std::vector<std::pair<void *, uint64_t>> got;
+  // Results are taken into reusable buffers, a batch at a time, then ended under one lock.
+  std::vector<std::vector<uint8_t>> bufs(kBatch, std::vector<uint8_t>(4096));
+  std::vector<uint64_t> sizes(kBatch);
   std::vector<std::shared_ptr<JobState>> calls;
   for (;;) {
-    got.clear();
-    for (int64_t timeout = -1; got.size() < kBatch; timeout = 0) {
-      queue::Sink sink = queue::Sink::allocated();
-      uint64_t n = 0;
-      const Status s = results_.get(sink, &n, timeout);
+    size_t got = 0;
+    for (int64_t timeout = -1; got < kBatch; timeout = 0) {
+      queue::Sink sink = queue::Sink::into(bufs[got].data(), bufs[got].size());
+      const Status s = results_.get(sink, &sizes[got], timeout);
+      if (s == MPX_ENOBUFS) {
+        bufs[got].resize(size_t(sink.needed()));
+        timeout = -1;  // the item is still first
+        continue;
+      }
       if (s != MPX_OK) {
         if (s == MPX_ETIMEDOUT) break;
-        if (got.empty()) {  // closed (terminate), or broken: nothing more will come
+        if (got == 0) {  // closed (terminate), or broken: nothing more will come
           std::lock_guard<std::mutex> g(mu_);
           collector_done_ = true;
           done_cv_.notify_all();
@@ -745,24 +784,18 @@ void PoolObject::collector() {
         }
         break;
       }
-      got.emplace_back(sink.release(), n);
+      ++got;
     }
     std::unique_lock<std::mutex> lk(mu_);
-    for (auto &[buf, n] : got) {
+    for (size_t i = 0; i < got; ++i) {
+      const uint8_t *b = bufs[i].data();
+      const uint64_t n = sizes[i];
       ResultHeader h;
-      if (n < sizeof h) {
-        std::free(buf);
-        continue;
-      }
-      std::memcpy(&h, buf, sizeof h);
-      if (h.magic != kResultMagic || h.msg_len > n - sizeof h) {
-        std::free(buf);
-        continue;
-      }
-      const auto *b = static_cast<const uint8_t *>(buf);
+      if (n < sizeof h) continue;
+      std::memcpy(&h, b, sizeof h);
+      if (h.magic != kResultMagic || h.msg_len > n - sizeof h) continue;
       std::string msg(reinterpret_cast<const char *>(b + sizeof h), h.msg_len);
-      const uint8_t *payload = b + sizeof h + h.msg_len;
-      end_task(h.ordinal, h.status, h.code, buf, payload, n - sizeof h - h.msg_len, msg, h.count, &calls);
+      end_task(h.ordinal, h.status, h.code, b + sizeof h + h.msg_len, n - sizeof h - h.msg_len, msg, h.count, &calls);
     }
     if (state_ == State::closed) {
       maybe_close_tasks();
@@ -770,6 +803,9 @@ void PoolObject::collector() {
     }
     lk.unlock();
     if (!calls.empty()) run_callbacks(calls);
+    // A huge result's buffer is not kept for the next.
+    for (size_t i = 0; i < got; ++i)
+      if (bufs[i].size() > (1 << 20)) std::vector<uint8_t>(4096).swap(bufs[i]);
   }
 }
 
@@ -801,13 +837,12 @@ Status PoolObject::collect(uint8_t *buf, size_t cap, size_t *used, size_t *count
     mpx_record_header h{d.tag, d.size, d.status, d.code, uint32_t(d.message.size()), 0};
     std::memcpy(buf + off, &h, sizeof h);
     uint8_t *p = buf + off + sizeof h;
-    if (d.size) std::memcpy(p, d.data, d.size);
+    if (d.size) std::memcpy(p, d.data.get(), size_t(d.size));
     if (!d.message.empty()) std::memcpy(p + d.size, d.message.data(), d.message.size());
     const size_t written = sizeof h + d.size + d.message.size();
     std::memset(buf + off + written, 0, need - written);
     off += need;
     ++*count;
-    std::free(d.buf);
     done_.pop_front();
   }
   *used = off;
@@ -821,11 +856,16 @@ Status PoolObject::cancel(JobState *job, size_t *cancelled) {
   size_t n = 0;
   {
     std::lock_guard<std::mutex> g(mu_);
-    std::shared_ptr<JobState> keep;
+    // Tasks already in the queue: workers end them unrun (see SharedStatus::cancelled).
+    if (status_) {
+      const uint32_t gen = status_->cancel_gen.load(std::memory_order_relaxed);
+      status_->cancelled[gen % kCancelRing].store(job->id, std::memory_order_relaxed);
+      status_->cancel_gen.store(gen + 1, std::memory_order_release);
+    }
     for (auto &p : backlog_) {
       if (p.job.get() != job || job->chunks[p.chunk] != kQueued) continue;
       n += job->chunk_first[p.chunk + 1] - job->chunk_first[p.chunk];
-      settle(p, MPX_ECANCELED, 0, nullptr, nullptr, 0, "cancelled before it started", 0, &calls);
+      settle(p, MPX_ECANCELED, 0, nullptr, 0, "cancelled before it started", 0, &calls);
     }
   }
   run_callbacks(calls);
@@ -852,12 +892,12 @@ Status PoolObject::terminate() {
     if (status_) status_->terminating.store(1, std::memory_order_release);
     const std::string why = "the pool was terminated before the task ended";
     for (auto &p : backlog_)
-      if (!p.job || p.job->chunks[p.chunk] == kQueued) settle(p, MPX_ECANCELED, 0, nullptr, nullptr, 0, why, 0, &calls);
+      if (!p.job || p.job->chunks[p.chunk] == kQueued) settle(p, MPX_ECANCELED, 0, nullptr, 0, why, 0, &calls);
     backlog_.clear();
     for (auto &p : inflight_)
       if (p.live) {
         p.live = false;
-        settle(p, MPX_ECANCELED, 0, nullptr, nullptr, 0, why, 0, &calls);
+        settle(p, MPX_ECANCELED, 0, nullptr, 0, why, 0, &calls);
       }
     inflight_.clear();
     inflight_live_ = 0;

@@ -35,13 +35,26 @@ struct mpx_task_out {
 
 namespace mpx::pool {
 
-// One item's outcome, inside a job.
+// One item's outcome, inside a job (32 bytes: a map of millions is millions of these).
 struct Item {
   int32_t status = 1;  // 1: not ended yet
   int32_t code = 0;
   const uint8_t *data = nullptr;
   uint64_t size = 0;
-  std::string message;
+  uint32_t message = 0;  // 1 + index in JobState::messages; 0: none
+};
+
+// Bytes allocated without being zeroed first (a task message is written over at once).
+class Bytes {
+ public:
+  Bytes() = default;
+  explicit Bytes(size_t n) : p_(n ? new uint8_t[n] : nullptr), n_(n) {}
+  uint8_t *data() const { return p_.get(); }
+  size_t size() const { return n_; }
+
+ private:
+  std::unique_ptr<uint8_t[]> p_;
+  size_t n_ = 0;
 };
 
 enum ChunkState : uint8_t { kQueued, kSent, kEnded };
@@ -52,19 +65,30 @@ struct JobState {
   std::vector<Item> items;
   std::vector<uint32_t> chunk_first;  // chunk c covers [chunk_first[c], chunk_first[c + 1])
   std::vector<ChunkState> chunks;     // guarded by the pool's mutex
-  std::vector<void *> buffers;        // result messages the items point into (freed at the end)
+  // The items' result bytes, copied out of the result queue into blocks the job owns.
+  std::vector<std::unique_ptr<uint8_t[]>> blocks;
+  uint8_t *cursor = nullptr;
+  size_t room = 0;
   std::vector<uint32_t> ended_order;  // item indices as they ended
+  std::vector<std::string> messages;  // failed items' messages (Item::message)
   size_t done = 0, failed = 0;
   size_t next = 0;  // mpx_job_next's cursor
   bool ordered = false;
-  int waiters = 0;
+  int waiting_all = 0;   // threads waiting for the whole job (woken once, when it is ready)
+  int waiting_next = 0;  // threads waiting for the next item (woken as items end)
   int64_t started_ns = 0;
   mpx_job_callback callback = nullptr;
   void *ctx = nullptr;
   void *handle = nullptr;       // the job's mpx_job (for callbacks)
   void *pool_handle = nullptr;  // its pool's mpx_pool (for cancel; checked when used)
-  ~JobState();
+  uint64_t id = 0;              // in its task messages (see SharedStatus::cancelled)
   bool ready() const { return done == items.size(); }
+  const std::string &message_of(const Item &it) const {
+    static const std::string none;
+    return it.message ? messages[it.message - 1] : none;
+  }
+  // A copy of (p, n) that lives as long as the job (mu held).
+  const uint8_t *keep(const uint8_t *p, size_t n);
 };
 
 class JobObject final : public Object {
@@ -81,15 +105,14 @@ struct Pending {
   bool live = false;  // in the inflight table: not ended yet
   uint64_t tag = 0;
   int64_t timeout_ms = -1;
-  std::vector<uint8_t> msg;  // the task message (moved out once the feeder takes it)
+  Bytes msg;  // the task message (moved out once the feeder takes it)
 };
 
 // A raw task's result, until mpx_pool_collect copies it out.
 struct Done {
   uint64_t tag;
   int32_t status, code;
-  void *buf;  // the result message (owns data)
-  const uint8_t *data;
+  std::unique_ptr<uint8_t[]> data;
   uint64_t size;
   std::string message;
 };
@@ -152,16 +175,16 @@ class PoolObject final : public Object {
   Status start_worker();  // mu_ held
   Status check_target(mpx_task_fn fn, const char *name);
   int64_t task_timeout(int64_t ms) const;
-  std::vector<uint8_t> task_message(mpx_task_fn fn, const char *name, uint32_t count, size_t payload);
-  Status enqueue(std::vector<Pending> &tasks);
+  Bytes task_message(mpx_task_fn fn, const char *name, uint64_t job, uint32_t count, size_t payload);
+  Status enqueue(std::vector<Pending> &tasks, size_t items);
   void feeder();
   void collector();
   void supervisor();
   Pending *find_inflight(uint64_t ordinal);  // mu_ held
-  // mu_ held: end the task noted under `ordinal` (nothing if it has ended); takes buf.
-  void end_task(uint64_t ordinal, int32_t status, int32_t code, void *buf, const uint8_t *payload, uint64_t size,
+  // mu_ held: end the task noted under `ordinal` (nothing if it has ended); payload is copied.
+  void end_task(uint64_t ordinal, int32_t status, int32_t code, const uint8_t *payload, uint64_t size,
                 const std::string &msg, uint32_t count, std::vector<std::shared_ptr<JobState>> *calls);
-  void settle(Pending &task, int32_t status, int32_t code, void *buf, const uint8_t *payload, uint64_t size,
+  void settle(Pending &task, int32_t status, int32_t code, const uint8_t *payload, uint64_t size,
               const std::string &msg, uint32_t count, std::vector<std::shared_ptr<JobState>> *calls);
   void run_callbacks(std::vector<std::shared_ptr<JobState>> &calls);
   void worker_ended(const WorkerRec &rec, int exitcode, std::vector<std::vector<uint8_t>> *notices);  // mu_ held
@@ -195,6 +218,7 @@ class PoolObject final : public Object {
   int collecting_ = 0;
   std::vector<WorkerRec> workers_;
   uint64_t worker_number_ = 0;
+  uint64_t job_number_ = 0;
   size_t external_wanted_ = 0;
   bool timeouts_used_ = false;
   mpx_pool_stats stats_{};
@@ -235,7 +259,15 @@ class WorkerObject final : public Object {
   std::vector<uint8_t> out_;
   uint64_t served_ = 0;
   bool retired_ = false;
+  uint64_t job_ = 0;
+  uint32_t cancel_seen_ = 0;
+  std::vector<uint64_t> cancelled_;
+  bool job_cancelled(uint64_t job);
 };
+
+// Test-only: when set, a nonzero return fails the start of worker number n (1-based, counted
+// per pool), as if fork or exec had failed.
+extern int (*g_fail_start)(uint64_t n);
 
 Status register_task(const char *name, mpx_task_fn fn);
 mpx_task_fn find_task(const std::string &name);

@@ -1,6 +1,7 @@
 // The worker's side of a pool: attach by token, claim a slot, take tasks (the take hook
 // records each task's ordinal in the slot before the queue counts it as taken), run them,
 // reply, and retire after maxtasksperchild tasks or past the memory cap.
+#include <dlfcn.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -74,7 +75,8 @@ mpx_task_fn find_task(const std::string &name) {
     platform::ForkMutexGuard g(t.mu);
     if (auto it = t.map.find(name); it != t.map.end()) return it->second;
   }
-  return reinterpret_cast<mpx_task_fn>(proc::find_entry(name));
+  // An exported symbol of that name, taken to be a task function (never an mpx_register entry).
+  return reinterpret_cast<mpx_task_fn>(dlsym(RTLD_DEFAULT, name.c_str()));
 }
 
 WorkerObject::~WorkerObject() {
@@ -135,27 +137,38 @@ Status WorkerObject::next(int64_t timeout_ms, mpx_worker_task *task) {
     return fail(MPX_ECLOSED, "the pool is terminating");
   if (buf_.size() < 4096) buf_.resize(4096);
   uint64_t n = 0;
-  for (;;) {
-    queue::Sink sink = queue::Sink::into(buf_.data(), buf_.size());
-    const Status s = tasks_.get(sink, &n, timeout_ms);
-    if (s == MPX_OK) break;
-    if (s == MPX_ENOBUFS) {
-      buf_.resize(size_t(sink.needed()));
-      continue;
-    }
-    return s;
-  }
-  current_ = slot_->ordinal.load(std::memory_order_relaxed);
-  holding_ = true;
   TaskHeader h;
-  if (n < sizeof h) return fail(MPX_ECORRUPT, "pool: a task message of {} bytes is too short", n);
-  std::memcpy(&h, buf_.data(), sizeof h);
-  if (h.magic != kTaskMagic || h.name_len >= kNameBytes || n - sizeof h < h.name_len)
-    return fail(MPX_ECORRUPT, "pool: a task message is malformed");
-  flags_ = h.flags;
-  count_ = h.count;
-  name_.assign(reinterpret_cast<const char *>(buf_.data() + sizeof h), h.name_len);
-  fn_ = h.fn;
+  for (;;) {  // until a task that is not cancelled
+    for (;;) {
+      queue::Sink sink = queue::Sink::into(buf_.data(), buf_.size());
+      const Status s = tasks_.get(sink, &n, timeout_ms);
+      if (s == MPX_OK) break;
+      if (s == MPX_ENOBUFS) {
+        buf_.resize(size_t(sink.needed()));
+        continue;
+      }
+      return s;
+    }
+    current_ = slot_->ordinal.load(std::memory_order_relaxed);
+    holding_ = true;
+    if (n < sizeof h) return fail(MPX_ECORRUPT, "pool: a task message of {} bytes is too short", n);
+    std::memcpy(&h, buf_.data(), sizeof h);
+    if (h.magic != kTaskMagic || h.name_len >= kNameBytes || n - sizeof h < h.name_len)
+      return fail(MPX_ECORRUPT, "pool: a task message is malformed");
+    flags_ = h.flags;
+    count_ = h.count;
+    job_ = h.job;
+    name_.assign(reinterpret_cast<const char *>(buf_.data() + sizeof h), h.name_len);
+    fn_ = h.fn;
+    if (!job_cancelled(job_)) break;
+    static const char kWhy[] = "cancelled before it started";
+    ResultHeader r{kResultMagic, MPX_ECANCELED, current_, 0, uint32_t(sizeof kWhy - 1), 0, 0};
+    out_.resize(sizeof r + sizeof kWhy - 1);
+    std::memcpy(out_.data(), &r, sizeof r);
+    std::memcpy(out_.data() + sizeof r, kWhy, sizeof kWhy - 1);
+    --served_;  // not a task it ran
+    if (Status s = send(out_); s != MPX_OK) return s;
+  }
   task->flags = h.flags;
   task->name = name_.c_str();
   task->arg = buf_.data() + sizeof h + h.name_len;
@@ -163,8 +176,32 @@ Status WorkerObject::next(int64_t timeout_ms, mpx_worker_task *task) {
   return MPX_OK;
 }
 
+bool WorkerObject::job_cancelled(uint64_t job) {
+  if (job == 0) return false;
+  auto *st = reinterpret_cast<SharedStatus *>(place_.body<uint8_t>() + kStatusOffset);
+  const uint32_t gen = st->cancel_gen.load(std::memory_order_acquire);
+  if (gen != cancel_seen_) {
+    cancel_seen_ = gen;
+    cancelled_.clear();
+    for (uint32_t i = 0; i < kCancelRing; ++i)
+      if (uint64_t id = st->cancelled[i].load(std::memory_order_relaxed)) cancelled_.push_back(id);
+  }
+  for (uint64_t id : cancelled_)
+    if (id == job) return true;
+  return false;
+}
+
 Status WorkerObject::send(std::vector<uint8_t> &msg) {
-  const Status s = results_.put(msg.data(), msg.size(), -1);
+  Status s = results_.put(msg.data(), msg.size(), -1);
+  if (s == MPX_EMSGSIZE) {  // the result cannot travel: the task fails, the worker goes on
+    const std::string why = fmt::format("the task's result of {} bytes is larger than the pool can carry: {}",
+                                        msg.size(), detail::message());
+    ResultHeader h{kResultMagic, MPX_EMSGSIZE, current_, 0, uint32_t(why.size()), 0, 0};
+    msg.resize(sizeof h + why.size());
+    std::memcpy(msg.data(), &h, sizeof h);
+    std::memcpy(msg.data() + sizeof h, why.data(), why.size());
+    s = results_.put(msg.data(), msg.size(), -1);
+  }
   holding_ = false;
   slot_->ordinal.store(0, std::memory_order_release);
   ++served_;

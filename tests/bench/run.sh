@@ -3,8 +3,8 @@
 # print one combined report. Every figure is compared with baselines measured in the same run.
 #
 #   tests/bench/run.sh                  everything (about 3 min on the 2-core VMs, build included)
-#   tests/bench/run.sh sync             only the sync benchmarks (35-40 s); `process`, `queue`
-#                                       and `pipe` likewise (any several may be given)
+#   tests/bench/run.sh sync             only the sync benchmarks (35-40 s); `process`, `queue`,
+#                                       `pipe` and `pool` likewise (any several may be given)
 #   tests/bench/run.sh --quick [...]    a few seconds: checks results, figures are only indicative
 #
 # MPX_BENCH_PRESET picks the CMake preset (default: release); PYTHON the interpreter
@@ -21,11 +21,11 @@ parts=()
 for a in "$@"; do
   case $a in
     --quick) quick=(--quick) ;;
-    sync | process | queue | pipe) parts+=("$a") ;;
-    *) echo "usage: $0 [--quick] [sync] [process] [queue] [pipe]" >&2; exit 2 ;;
+    sync | process | queue | pipe | pool) parts+=("$a") ;;
+    *) echo "usage: $0 [--quick] [sync] [process] [queue] [pipe] [pool]" >&2; exit 2 ;;
   esac
 done
-[ ${#parts[@]} -gt 0 ] || parts=(sync process queue pipe)
+[ ${#parts[@]} -gt 0 ] || parts=(sync process queue pipe pool)
 want() { [[ " ${parts[*]} " == *" $1 "* ]]; }
 
 targets=(mpx)
@@ -33,6 +33,7 @@ want sync && targets+=(bench_sync)
 want process && targets+=(bench_process bench_raw_fork)
 want queue && targets+=(bench_queue)
 want pipe && targets+=(bench_pipe)
+want pool && targets+=(bench_pool)
 echo "=== building (preset $preset: ${targets[*]})"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j"$(nproc)" --target "${targets[@]}" >/dev/null
@@ -67,7 +68,7 @@ if want process; then
   py tests/bench/bench_process.py || status=1
 fi
 
-for part in queue pipe; do
+for part in queue pipe pool; do
   want $part || continue
   echo
   echo "=== C API: tests/bench/bench_$part.cpp ($build/tests/bench/bench_$part ${quick[*]})"

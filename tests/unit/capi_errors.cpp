@@ -38,7 +38,7 @@ static_assert(MPX_EADDRINUSE == -28 && MPX_EAGAIN == -29 && MPX_EDEADLK == -30 &
 static_assert(sizeof(kCodes) / sizeof(kCodes[0]) == static_cast<size_t>(1 - MPX_ERRNO_LAST),
               "every code from MPX_OK to MPX_ERRNO_LAST is in the table");
 
-constexpr int kUnknownCodes[] = {1, 2, 100, MPX_ERRNO_LAST - 1, -31, -100, -1000, INT_MIN, INT_MAX, INT_MIN + 1};
+constexpr int kUnknownCodes[] = {1, 2, 100, MPX_ERRNO_LAST - 1, -33, -100, -1000, INT_MIN, INT_MAX, INT_MIN + 1};
 
 }  // namespace
 

@@ -22,15 +22,7 @@ const bool kTasksRegistered = (register_pool_tasks(), true);
 // forks daemons for other threads (a pool's supervisor starts replacement workers).
 void warm_up_pools() {
   mpx_forkserver_start();
-  std::thread([] {
-    mpx_process_options po;
-    mpx_process_options_init(&po, sizeof po);
-    po.daemon = 1;
-    po.fn = [](void *) {};
-    mpx_process *h = nullptr;
-    if (mpx_process_create(&h, &po) == MPX_OK && mpx_process_start(h) == MPX_OK) mpx_process_join(h, -1);
-    if (h) mpx_process_destroy(h);
-  }).join();
+  warm_up_daemon_forker();
 }
 const bool kWarmedUp = register_warmup(&warm_up_pools);
 
@@ -451,7 +443,12 @@ TEST(PoolDeath, SegfaultExitAndErrorEachSayWhatHappened) {  // scenario 37
     int code;
     const char *says;
   };
-  for (Case c : {Case{"segv", MPX_EWORKERDIED, "SIGSEGV"}, Case{"exit3", MPX_EWORKERDIED, "exited with status 3"},
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  const char *segv_says = "exited with status 1";  // the sanitizer catches the SIGSEGV and exits 1
+#else
+  const char *segv_says = "SIGSEGV";
+#endif
+  for (Case c : {Case{"segv", MPX_EWORKERDIED, segv_says}, Case{"exit3", MPX_EWORKERDIED, "exited with status 3"},
                  Case{"abort", MPX_EWORKERDIED, "SIGABRT"}, Case{"none", MPX_ETASK, ""}}) {
     mpx_task t = named_task("die", c.how, std::strlen(c.how));
     void *r = nullptr;
@@ -560,6 +557,21 @@ TEST(PoolRetire, MemoryCapRetiresAGrowingWorker) {
 
 // ---- close, terminate, join ----------------------------------------------------------------
 
+TEST(PoolStop, AForkedChildMayNotUseItsParentsPoolOrJobs) {
+  auto p = make_pool(1);
+  ASSERT_TRUE(p);
+  mpx_task t = named_task("pid");
+  auto j = apply_async(p.get(), t);
+  ASSERT_MPX_OK(mpx_job_wait(j.get(), 5000));
+  auto c = Child::fork([&] {
+    mpx_job *k = nullptr;
+    CHILD_MPX(MPX_EFORKED, mpx_pool_apply_async(p.get(), &t, &k));
+    CHILD_MPX(MPX_EFORKED, mpx_job_wait(j.get(), 0));
+    return 0;
+  });
+  EXPECT_TRUE(c.wait().ok());
+}
+
 TEST(PoolStop, CloseLetsTasksFinishAndRefusesNewOnes) {
   auto p = make_pool(2);
   ASSERT_TRUE(p);
@@ -637,7 +649,10 @@ TEST(PoolStop, CancelEndsItemsNoWorkerStarted) {
   pr.size = sizeof pr;
   ASSERT_MPX_OK(mpx_job_progress(j, &pr));
   EXPECT_EQ(pr.done, ms.size());
-  EXPECT_EQ(pr.failed, cancelled);
+  // Those still in the backlog are counted at once; those already queued to the workers end
+  // with MPX_ECANCELED as a worker takes them, unrun.
+  EXPECT_GE(pr.failed, cancelled);
+  EXPECT_GT(pr.failed, ms.size() / 2);
   const void *d;
   size_t n;
   EXPECT_MPX(MPX_ECANCELED, mpx_job_result(j, ms.size() - 1, &d, &n));
@@ -789,6 +804,18 @@ TEST(PoolExternal, WorkersStartedByTheCallerServeBatchesAndDeathsAreReported) {
   size_t wanted = 0;
   ASSERT_MPX_OK(mpx_pool_wanted(p.get(), &wanted));
   EXPECT_EQ(wanted, 2u);
+  {  // maps travel in chunks only the library's worker loop unpacks
+    const char *items[] = {"a"};
+    size_t sizes[] = {1};
+    mpx_map m;
+    mpx_map_init(&m, sizeof m);
+    m.name = "rev";
+    m.items = reinterpret_cast<const void *const *>(items);
+    m.sizes = sizes;
+    m.count = 1;
+    mpx_job *j = nullptr;
+    EXPECT_MPX(MPX_EINVAL, mpx_pool_map(p.get(), &m, &j));
+  }
   for (size_t i = 0; i < wanted; ++i) start();
   ASSERT_MPX_OK(mpx_pool_wanted(p.get(), &wanted));
   EXPECT_EQ(wanted, 0u);

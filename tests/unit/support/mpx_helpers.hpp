@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "mpx/mpx.h"
 #include "support/child.hpp"
@@ -173,6 +174,21 @@ inline void mpx_warmup() {
 }
 
 inline const bool kWarmupRegistered = register_warmup(&mpx_warmup);
+
+// The library thread that forks daemons for threads other than the main one lives as long as
+// the process: tests that start daemons from other threads (a pool's supervisor does) start it
+// in their warm-up (register_warmup(&warm_up_daemon_forker)).
+inline void warm_up_daemon_forker() {
+  std::thread([] {
+    mpx_process_options po;
+    mpx_process_options_init(&po, sizeof po);
+    po.daemon = 1;
+    po.fn = [](void *) {};
+    mpx_process *h = nullptr;
+    if (mpx_process_create(&h, &po) == MPX_OK && mpx_process_start(h) == MPX_OK) mpx_process_join(h, -1);
+    if (h) mpx_process_destroy(h);
+  }).join();
+}
 
 // ---- running one call in isolation ---------------------------------------------------------
 
