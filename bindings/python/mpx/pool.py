@@ -463,10 +463,13 @@ class _Core:
         return ended
 
     def wake(self):
-        try:
-            os.write(self._wake_w, b"x")
-        except (BlockingIOError, OSError):
-            pass
+        with self.lock:     # not once destroy() has closed the pipe (its number may be reused)
+            if self.destroyed:
+                return
+            try:
+                os.write(self._wake_w, b"x")
+            except (BlockingIOError, OSError):
+                pass
 
     def _cache_emptied(self):
         if self.state != RUN:
@@ -712,12 +715,12 @@ class _Core:
             if self.destroyed:
                 return
             self.destroyed = True
+            for fd in (self._wake_r, self._wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
         C.mpx_pool_destroy(self.h)
-        for fd in (self._wake_r, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
 
 
 def _fail_job(job, exc):
