@@ -189,11 +189,7 @@ class ProcessPoolExecutor(_base.Executor):
                 self._closed = True
             if idle:
                 self._idle.notify_all()
-        if not f.done():
-            if ok:
-                f.set_result(value)
-            else:
-                f.set_exception(value)
+        _settle(f, ok, value)
         if batch:
             self._hand_over(batch)
         if close:
@@ -212,8 +208,7 @@ class ProcessPoolExecutor(_base.Executor):
             self._running.clear()
             self._idle.notify_all()
         for f in victims:
-            if not f.done():
-                f.set_exception(BrokenProcessPool(exc_text))
+            _settle(f, False, BrokenProcessPool(exc_text))
         # Stop the pool from another thread (this runs in the pool's worker handler).
         threading.Thread(target=self._pool.terminate, daemon=True).start()
 
@@ -257,6 +252,17 @@ class ProcessPoolExecutor(_base.Executor):
             pool = self._pool
         if pool is not None and pool._state != _pool.TERMINATE:
             self.shutdown(wait=True)
+
+
+def _settle(f, ok, value):
+    # Once: a broken executor may have failed the future already.
+    try:
+        if ok:
+            f.set_result(value)
+        else:
+            f.set_exception(value)
+    except _base.InvalidStateError:
+        pass
 
 
 class _Done:
