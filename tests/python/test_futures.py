@@ -58,7 +58,7 @@ class Executor(ExecutorCase):
         self.assertEqual(list(ex.map(_square, range(20))), [x * x for x in range(20)])
         self.assertEqual(list(ex.map(_add, range(20), range(20), chunksize=6)), [2 * x for x in range(20)])
         self.assertEqual(list(ex.map(_square, [])), [])
-        it = ex.map(_sleep_then, [2.0], timeout=0.1)
+        it = ex.map(_sleep_then, [0.6], timeout=0.1)
         with self.assertRaises(cf.TimeoutError):
             list(it)
         with self.assertRaisesRegex(ValueError, "chunksize must be >= 1"):
