@@ -98,7 +98,9 @@ MPX_API int mpx_pool_close(mpx_pool *pool);
 
 /**
  * Stop now: tasks not yet ended fail with MPX_ECANCELED, workers are killed (SIGTERM, then
- * SIGKILL after 200 ms). Returns once every worker is reaped.
+ * SIGKILL after 200 ms). Returns once every worker is reaped; MPX_POOL_EXTERNAL workers are
+ * signalled the same way, through pidfds, and waited for (up to 1 s more) but not reaped:
+ * their starter reaps them and reports them with mpx_pool_worker_exited.
  */
 MPX_API int mpx_pool_terminate(mpx_pool *pool);
 

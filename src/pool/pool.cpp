@@ -1,5 +1,6 @@
 // The parent's side of a pool: configuration, workers, the feeder, the collector and the
 // supervisor (pool.hpp has the overview).
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -24,6 +25,7 @@ constexpr size_t kMinWindow = 4096;  // tasks in the queue or held, at most (and
 constexpr int64_t kTimeoutPollMs = 10;      // how often task timeouts are checked (while any is set)
 constexpr int64_t kRetryStartMs = 100;      // after a worker failed to start
 constexpr int64_t kTermGraceMs = 200;       // terminate: SIGTERM, then SIGKILL after this
+constexpr int64_t kKillWaitMs = 1000;       // and then wait this long, at most, for an external worker
 
 std::string signal_name(int sig) {
   const char *abbrev = sigabbrev_np(sig);
@@ -172,10 +174,18 @@ Status PoolObject::init(const mpx_pool_options *o) {
     external_wanted_ = size_t(cfg_.workers);
   }
   window_ = std::max<size_t>(kMinWindow, 4 * size_t(cfg_.workers));
+  // An external pool starts its threads with its first task, so that the caller can fork its
+  // first workers from a process with no threads of ours.
+  if (!external) start_threads();
+  return MPX_OK;
+}
+
+void PoolObject::start_threads() {
+  if (threads_started_) return;
+  threads_started_ = true;
   feeder_ = std::thread([this] { feeder(); });
   collector_ = std::thread([this] { collector(); });
   supervisor_ = std::thread([this] { supervisor(); });
-  return MPX_OK;
 }
 
 Status PoolObject::create_shared() {
@@ -480,6 +490,7 @@ Status PoolObject::enqueue(std::vector<Pending> &tasks, size_t items) {
   std::lock_guard<std::mutex> g(mu_);
   if (state_ != State::running)
     return fail(MPX_ECLOSED, "the pool is {}: no more tasks", state_ == State::closed ? "closed" : "terminated");
+  start_threads();
   for (auto &t : tasks) {
     if (t.timeout_ms > 0) timeouts_used_ = true;
     backlog_.push_back(std::move(t));
@@ -885,6 +896,7 @@ Status PoolObject::close() {
 Status PoolObject::terminate() {
   std::vector<std::shared_ptr<JobState>> calls;
   std::vector<WorkerRec> workers;
+  std::vector<int> external;
   {
     std::lock_guard<std::mutex> g(mu_);
     if (state_ == State::terminated) return MPX_OK;
@@ -910,12 +922,14 @@ Status PoolObject::terminate() {
       if (w.proc) mpx_process_terminate(w.proc);
       else if (w.fd >= 0) syscall(SYS_pidfd_send_signal, w.fd, SIGTERM, nullptr, 0);
     }
-    // Internal workers are ours to reap; external ones stay listed until reported.
+    // Internal workers are ours to reap; external ones stay listed until reported (the
+    // caller reaps them), and we watch them through duplicates of their pidfds.
     for (size_t i = 0; i < workers_.size();) {
       if (workers_[i].proc) {
         workers.push_back(std::move(workers_[i]));
         workers_.erase(workers_.begin() + long(i));
       } else {
+        if (workers_[i].fd >= 0) external.push_back(fcntl(workers_[i].fd, F_DUPFD_CLOEXEC, 0));
         ++i;
       }
     }
@@ -934,6 +948,20 @@ Status PoolObject::terminate() {
       mpx_process_join(w.proc, -1);
     }
     mpx_process_destroy(w.proc);
+  }
+  // External workers: the same grace, then SIGKILL; wait (a moment) for them to end.
+  auto ended = [](int fd, int64_t ms) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, int(ms)) > 0;
+  };
+  for (int fd : external) {
+    if (fd < 0) continue;
+    const int64_t left = (deadline - platform::monotonic_ns()) / 1'000'000;
+    if (!ended(fd, left > 0 ? left : 0)) {
+      syscall(SYS_pidfd_send_signal, fd, SIGKILL, nullptr, 0);
+      ended(fd, kKillWaitMs);
+    }
+    ::close(fd);
   }
   {
     std::lock_guard<std::mutex> g(mu_);

@@ -194,6 +194,7 @@ class PoolObject final : public Object {
   bool finished() const;       // mu_ held: no task will run any more
   void maybe_close_tasks();    // mu_ held
   void wake_supervisor();
+  void start_threads();  // mu_ held, or before any thread runs
 
   PoolConfig cfg_;
   Placement place_;
@@ -224,6 +225,7 @@ class PoolObject final : public Object {
   mpx_pool_stats stats_{};
   int wake_fd_ = -1;
   std::thread feeder_, collector_, supervisor_;
+  bool threads_started_ = false;
   bool threads_stopped_ = false;
 };
 

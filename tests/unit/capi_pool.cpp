@@ -882,3 +882,29 @@ TEST(PoolExternal, WorkersStartedByTheCallerServeBatchesAndDeathsAreReported) {
   EXPECT_MPX(MPX_ECLOSED, mpx_pool_wanted(p.get(), &wanted));
   EXPECT_MPX_OK(mpx_pool_join(p.get(), 1000));
 }
+
+TEST(PoolExternal, TerminateKillsWorkersThatIgnoreSigterm) {
+  mpx_pool_options o;
+  mpx_pool_options_init(&o, sizeof o);
+  o.workers = 1;
+  o.flags = MPX_POOL_EXTERNAL;
+  mpx_pool *raw;
+  ASSERT_MPX_OK(mpx_pool_create(&raw, &o));
+  PoolPtr p(raw);
+  auto c = Child::fork([] {
+    signal(SIGTERM, SIG_IGN);
+    sleep(30);
+    return 0;
+  });
+  ASSERT_MPX_OK(mpx_pool_add_worker(p.get(), c.pid()));
+  std::this_thread::sleep_for(50ms);  // its SIG_IGN is in place
+  const auto t0 = Clock::now();
+  ASSERT_MPX_OK(mpx_pool_terminate(p.get()));
+  const double took = seconds_since(t0);
+  EXPECT_GE(took, 0.19);
+  EXPECT_LT(took, 1.5);
+  const ExitStatus st = c.wait(2000ms);
+  EXPECT_TRUE(st.killed_by(SIGKILL)) << st.describe();
+  EXPECT_MPX_OK(mpx_pool_worker_exited(p.get(), c.pid(), -SIGKILL));
+  EXPECT_MPX_OK(mpx_pool_join(p.get(), 1000));
+}
