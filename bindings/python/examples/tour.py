@@ -8,7 +8,9 @@ Scenes: (1) ten processes buy five tickets through a Lock, the count in a shared
 (2) two processes negate a shared Array('d'), one half each; (3) processes wait for an
 Event and meet at a Barrier whose action runs once, then an Event ping-pong; (4) what a
 Lock and a locked Value increment cost; (5) start+join of a Process with each start method
-(fork, forkserver, spawn); (6) producers and consumers over a Queue, and a Pipe echo.
+(fork, forkserver, spawn); (6) producers and consumers over a Queue, and a Pipe echo;
+(7) Pool.map of squares, at chunksize 1 and automatic, and (mpx only) a worker killed
+mid-task: its task fails with WorkerDiedError and the map goes on.
 The code of a scene is the same for both: `m` is either mpx's
 or multiprocessing's fork context. Times are of this run on this
 machine; "mpx takes 0.50x" means mpx needed half of multiprocessing's time. Every result
@@ -333,6 +335,60 @@ def bare_ctypes_call():
     return (time.perf_counter() - t0) / LOCK_LOOPS
 
 
+# ---- 7. Pool.map ------------------------------------------------------------------------------
+
+POOL_ITEMS = 20_000
+
+
+def square(x):
+    return x * x
+
+
+def pool_map(m, chunksize):
+    def run(m):
+        with m.Pool(2) as pool:
+            pool.map(square, range(100))   # workers started and warm
+            t0 = time.perf_counter()
+            out = pool.map(square, range(POOL_ITEMS), chunksize=chunksize)
+            took = time.perf_counter() - t0
+        expect(out == [x * x for x in range(POOL_ITEMS)], f"{POOL_ITEMS} squares, in order")
+        return f"{POOL_ITEMS} squares, {took / POOL_ITEMS * 1e6:.2f} us/item", took
+    return run
+
+
+def sleep_then(x, victim):
+    if x == 3:
+        victim.value = os.getpid()   # an mpx.Value travels to the worker as a token
+        time.sleep(60)               # killed before it wakes
+    return x
+
+
+def worker_killed():
+    victim = mpx.Value('i', 0)
+    with mpx.Pool(2) as pool:
+        results = [pool.apply_async(sleep_then, (x, victim)) for x in range(8)]
+        deadline = time.monotonic() + 10
+        while victim.value == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        t0 = time.perf_counter()
+        os.kill(victim.value, signal.SIGKILL)
+        outcome = []
+        for r in results:
+            try:
+                outcome.append(r.get(timeout=10))
+            except mpx.WorkerDiedError as e:
+                outcome.append(f"WorkerDiedError: {e}")
+        took = time.perf_counter() - t0
+        after = pool.map(square, range(5))
+    died = [o for o in outcome if isinstance(o, str)]
+    expect(len(died) == 1 and outcome[3] == died[0], "only the killed worker's task fails")
+    expect(after == [0, 1, 4, 9, 16], "the pool goes on after the death")
+    print(f"   mpx, a worker SIGKILLed in task 3: {died[0] if died else outcome}")
+    print(f"   the 7 others {[o for o in outcome if not isinstance(o, str)]}, all in {fmt(took)}; "
+          f"the next map {after}")
+    print("   (multiprocessing's Pool would wait for task 3 forever: CPython gh-66587)")
+
+
 def show(results, each=""):
     (what, t_mpx), (what_mp, t_mp) = results
     print(f"   mpx             {what:<44} {fmt(t_mpx)}{each}")
@@ -372,6 +428,13 @@ def main():
     show(both(producer_consumer))
     print("   Pipe: echo child")
     show(both(pipe_round_trip), " each")
+
+    print(f"7. Pool(2).map of {POOL_ITEMS} squares (pool started and warm)")
+    print("   chunksize=1")
+    show([pool_map(MPX, 1)(MPX), pool_map(MP, 1)(MP)])
+    print("   automatic chunksize")
+    show([pool_map(MPX, None)(MPX), pool_map(MP, None)(MP)])
+    worker_killed()
 
     took = fmt(time.perf_counter() - start)
     if failures:

@@ -425,6 +425,14 @@ class _Core:
         if len(names) > 4096:
             del names[next(iter(names))]
         rc = _add_worker(self.h, c_int64(p.pid))
+        if rc == _ECLOSED:
+            # Terminated while this worker started: it will never be given a task. Stop it;
+            # the handler reaps it with the others (reporting it is then a harmless ENOENT).
+            try:
+                p.kill()
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+            return p
         if rc < 0:
             raise error(rc, "add the worker")
         return p
