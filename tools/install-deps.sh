@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what mpx needs from Debian's packages, only when something is missing.
 set -euo pipefail
-pkgs=(cmake g++ make pkg-config libuv1-dev libfmt-dev libgtest-dev libbenchmark-dev python3 python3-pytest binutils libboost-dev)
+pkgs=(cmake g++ make pkg-config libuv1-dev libssl-dev libfmt-dev libgtest-dev libbenchmark-dev python3 python3-pytest binutils libboost-dev)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -11,6 +11,7 @@
 #include "mpx/array.h"
 #include "mpx/process.h"
 #include "mpx/connection.h"
+#include "mpx/listener.h"
 #include "mpx/queue.h"
 #include "mpx/pool.h"
 

@@ -212,6 +212,29 @@ mpx_conn *make_conn() {
   return a;
 }
 
+using ListenerPtr = std::unique_ptr<mpx_listener, mpxt::Destroyer<mpx_listener, mpx_listener_destroy>>;
+
+// A listener on an ephemeral loopback port (nobody connects to it).
+mpx_listener *make_listener() {
+  mpx_listener *l = nullptr;
+  int rc = mpx_listener_create(&l, "127.0.0.1:0", nullptr);
+  EXPECT_EQ(rc, MPX_OK) << mpxt::code_str(rc) << ": " << mpx_last_error_message();
+  return l;
+}
+
+// libuv opens a process-wide signal pipe with its first loop: open it before the leak checks.
+void listener_warmup() { ListenerPtr l(make_listener()); }
+const bool kListenerWarmupRegistered = mpxt::register_warmup(&listener_warmup);
+
+std::vector<Op> listener_ops() {
+  return {
+      {"mpx_listener_accept", [](void *h) { mpx_conn *c = nullptr; return mpx_listener_accept(as<mpx_listener>(h), 0, &c); }},
+      {"mpx_listener_address", [](void *h) { char b[64]; size_t n = sizeof b; return mpx_listener_address(as<mpx_listener>(h), b, &n); }},
+      {"mpx_listener_last_accepted", [](void *h) { char b[64]; size_t n = sizeof b; return mpx_listener_last_accepted(as<mpx_listener>(h), b, &n); }},
+      {"mpx_listener_close", [](void *h) { return mpx_listener_close(as<mpx_listener>(h)); }},
+  };
+}
+
 mpx_queue *make_queue(uint32_t flags = 0) {
   mpx_queue_options o;
   mpx_queue_options_init(&o, sizeof o);
@@ -238,6 +261,8 @@ std::vector<Op> conn_ops() {
       {"mpx_conn_recv_conn", [](void *h) { mpx_conn *c = nullptr; return mpx_conn_recv_conn(as<mpx_conn>(h), &c, 0); }},
       {"mpx_conn_send_segment", [](void *h) { auto s = mpxt::make_segment(4096); return mpx_conn_send_segment(as<mpx_conn>(h), s.get()); }},
       {"mpx_conn_recv_segment", [](void *h) { mpx_segment *s = nullptr; return mpx_conn_recv_segment(as<mpx_conn>(h), &s, 0); }},
+      {"mpx_conn_deliver_challenge", [](void *h) { return mpx_conn_deliver_challenge(as<mpx_conn>(h), "k", 1, 0, 0); }},
+      {"mpx_conn_answer_challenge", [](void *h) { return mpx_conn_answer_challenge(as<mpx_conn>(h), "k", 1, 0, 0); }},
       {"mpx_wait", [](void *h) { mpx_wait_object o{MPX_WAIT_CONN, -1, h, 0}; return mpx_wait(&o, 1, 0, nullptr); }},
   };
 }
@@ -363,6 +388,8 @@ std::vector<Kind> kinds() {
        [] { return static_cast<void *>(make_process()); }},
       {"connection", conn_ops(), {"mpx_conn_destroy", [](void *h) { return mpx_conn_destroy(as<mpx_conn>(h)); }},
        [] { return static_cast<void *>(make_conn()); }},
+      {"listener", listener_ops(), {"mpx_listener_destroy", [](void *h) { return mpx_listener_destroy(as<mpx_listener>(h)); }},
+       [] { return static_cast<void *>(make_listener()); }},
       {"queue", queue_ops(), {"mpx_queue_destroy", [](void *h) { return mpx_queue_destroy(as<mpx_queue>(h)); }},
        [] { return static_cast<void *>(make_queue(MPX_QUEUE_JOINABLE)); }},
       {"pool", pool_ops(), {"mpx_pool_destroy", [](void *h) { return mpx_pool_destroy(as<mpx_pool>(h)); }},
@@ -535,6 +562,19 @@ std::vector<NullCall> null_out_calls() {
   add("mpx_set_authkey", "NULL key, len>0", [] { return mpx_set_authkey(nullptr, 16); });
   // connection
   add("mpx_conn_options_init", "NULL opts", [] { return mpx_conn_options_init(nullptr, sizeof(mpx_conn_options)); });
+  // listener
+  add("mpx_listener_options_init", "NULL opts", [] { return mpx_listener_options_init(nullptr, sizeof(mpx_listener_options)); });
+  add("mpx_client_options_init", "NULL opts", [] { return mpx_client_options_init(nullptr, sizeof(mpx_client_options)); });
+  add("mpx_listener_create", "NULL out", [] { return mpx_listener_create(nullptr, "127.0.0.1:0", nullptr); });
+  add("mpx_listener_create", "NULL address", [] { mpx_listener *l = nullptr; return mpx_listener_create(&l, nullptr, nullptr); });
+  add("mpx_listener_accept", "NULL out", [] { ListenerPtr l(make_listener()); return mpx_listener_accept(l.get(), 0, nullptr); });
+  add("mpx_listener_address", "NULL len", [] { ListenerPtr l(make_listener()); char b[8]; return mpx_listener_address(l.get(), b, nullptr); });
+  add("mpx_listener_address", "NULL buf, len>0", [] { ListenerPtr l(make_listener()); size_t n = 64; return mpx_listener_address(l.get(), nullptr, &n); });
+  add("mpx_listener_last_accepted", "NULL len", [] { ListenerPtr l(make_listener()); char b[8]; return mpx_listener_last_accepted(l.get(), b, nullptr); });
+  add("mpx_client_connect", "NULL out", [] { return mpx_client_connect(nullptr, "127.0.0.1:1", nullptr); });
+  add("mpx_client_connect", "NULL address", [] { mpx_conn *c = nullptr; return mpx_client_connect(&c, nullptr, nullptr); });
+  add("mpx_conn_deliver_challenge", "NULL key", [] { ConnPtr c(make_conn()); return mpx_conn_deliver_challenge(c.get(), nullptr, 1, 0, 0); });
+  add("mpx_conn_answer_challenge", "NULL key", [] { ConnPtr c(make_conn()); return mpx_conn_answer_challenge(c.get(), nullptr, 1, 0, 0); });
   add("mpx_pipe", "NULL a", [] { mpx_conn *b = nullptr; return mpx_pipe(1, nullptr, nullptr, &b); });
   add("mpx_pipe", "NULL b", [] { mpx_conn *a = nullptr; return mpx_pipe(0, nullptr, &a, nullptr); });
   add("mpx_conn_from_fd", "NULL out", [] { return mpx_conn_from_fd(dup(0), MPX_CONN_READABLE, nullptr, nullptr); });
@@ -902,6 +942,8 @@ TEST(CapiSizes, OptionsInitRejectsWrongStructSize) {
   check_options_init(mpx_process_options_init, "mpx_process_options_init");
   check_options_init(mpx_conn_options_init, "mpx_conn_options_init");
   check_options_init(mpx_queue_options_init, "mpx_queue_options_init");
+  check_options_init(mpx_listener_options_init, "mpx_listener_options_init");
+  check_options_init(mpx_client_options_init, "mpx_client_options_init");
 }
 
 TEST(CapiSizes, OptionsWithAWrongSizeFieldAreEinval) {
