@@ -26,6 +26,13 @@ multiprocessing's resource sharer, as for Python's own connections.
 Blocking receives, polls and waits without a timeout are made of 100 ms library calls, so
 Ctrl-C interrupts them; a send blocks in one call until the message is written.
 
+``Listener(address=None, family=None, backlog=1, authkey=None)`` and ``Client(address,
+family=None, authkey=None)`` are multiprocessing.connection's, over mpx_listener and
+mpx_client_connect (docs/connections.md): addresses are Python's (a path, "\\0name" for an
+abstract socket, a (host, port) tuple), the authkey handshake is Python's and a wrong key
+raises ``multiprocessing.AuthenticationError`` on both sides. They talk to Python's own
+Listener and Client of every version (the legacy HMAC-MD5 of Python 3.11 is accepted).
+
 mpx extensions: ``detach()`` gives up the descriptor; over a duplex (unix socket)
 connection, ``send_conn(c)`` / ``recv_conn()`` pass a Connection to the process at the other
 end, and ``send_fds(fds)`` / ``recv_fds()`` descriptors (``send_handle`` / ``recv_handle``
@@ -33,6 +40,7 @@ here are multiprocessing.reduction's functions of those names, for mpx Connectio
 """
 
 import operator
+import os
 import time
 
 from multiprocessing import BufferTooShort
@@ -42,7 +50,7 @@ from . import _lib
 from ._lib import C, raw, check, error, ms_from_timeout, c_int, c_int64, c_size_t, c_void_p, byref
 from .reduction import dumps as _dumps, loads as _loads, RecvBuffer, grown_size
 
-__all__ = ["Connection", "Pipe", "wait", "BufferTooShort", "send_handle", "recv_handle"]
+__all__ = ["Connection", "Pipe", "wait", "BufferTooShort", "send_handle", "recv_handle", "Listener", "Client"]
 
 if not _lib.HAVE_CONNECTION:
     raise ImportError(f"mpx.connection: {_lib.library_path} has no connection API (mpx_conn_*)")
@@ -600,3 +608,223 @@ def wait(object_list, timeout=None):
     if rc < 0:
         raise error(rc, "wait")
     return [obj for obj, w in zip(objs, arr) if w.ready]
+
+
+# ---- Listener and Client ------------------------------------------------------------------
+
+_listener_c = None
+
+
+def _listener_api():
+    """The listener functions, bound on first use (an older library lacks them)."""
+    global _listener_c
+    if _listener_c is not None:
+        return _listener_c
+    ctypes = _lib.ctypes
+    c_uint32, c_int32, c_uint64 = ctypes.c_uint32, ctypes.c_int32, ctypes.c_uint64
+
+    class ListenerOptions(ctypes.Structure):
+        _fields_ = [("size", c_uint32), ("flags", c_uint32), ("authkey", c_void_p),
+                    ("authkey_len", c_size_t), ("handshake_timeout_ms", c_int64),
+                    ("backlog", c_int32), ("reserved", c_uint32), ("max_message", c_uint64)]
+
+    class ClientOptions(ctypes.Structure):
+        _fields_ = [("size", c_uint32), ("flags", c_uint32), ("authkey", c_void_p),
+                    ("authkey_len", c_size_t), ("timeout_ms", c_int64), ("max_message", c_uint64)]
+
+    P = ctypes.POINTER
+    PH = P(c_void_p)
+    S = P(c_size_t)
+    protos = {
+        "mpx_listener_options_init": (c_int, [P(ListenerOptions), c_size_t]),
+        "mpx_client_options_init": (c_int, [P(ClientOptions), c_size_t]),
+        "mpx_listener_create": (c_int, [PH, ctypes.c_char_p, P(ListenerOptions)]),
+        "mpx_listener_accept": (c_int, [c_void_p, c_int64, PH]),
+        "mpx_listener_address": (c_int, [c_void_p, ctypes.c_char_p, S]),
+        "mpx_listener_last_accepted": (c_int, [c_void_p, ctypes.c_char_p, S]),
+        "mpx_listener_close": (c_int, [c_void_p]),
+        "mpx_listener_destroy": (c_int, [c_void_p]),
+        "mpx_client_connect": (c_int, [PH, ctypes.c_char_p, P(ClientOptions)]),
+    }
+    lib = _lib.lib
+    ns = type("ListenerC", (), {})()
+    for name, (restype, argtypes) in protos.items():
+        try:
+            f = lib[name]
+        except AttributeError:
+            raise ImportError(f"mpx.connection: {_lib.library_path} has no listener API ({name})") from None
+        f.restype = restype
+        f.argtypes = argtypes
+        setattr(ns, name, f)
+    ns.ListenerOptions = ListenerOptions
+    ns.ClientOptions = ClientOptions
+    _listener_c = ns
+    return ns
+
+
+def _address_type(address):
+    if isinstance(address, tuple):
+        return "AF_INET6" if ":" in str(address[0]) else "AF_INET"
+    if isinstance(address, str):
+        return "AF_UNIX"
+    raise ValueError(f"address type of {address!r} unrecognized")
+
+
+def _to_mpx_address(address, family=None):
+    """A Python address (path, "\\0name", (host, port)) as an mpx address string."""
+    family = family or _address_type(address)
+    if family in ("AF_INET", "AF_INET6"):
+        host, port = address
+        host = host or ("::" if family == "AF_INET6" else "0.0.0.0")
+        return f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
+    if family == "AF_UNIX":
+        if isinstance(address, bytes):
+            address = address.decode()
+        if address.startswith("\0"):
+            return "@" + address[1:]
+        return address if "/" in address else "./" + address
+    raise ValueError(f"unrecognized family {family!r}")
+
+
+def _from_mpx_address(text, tcp):
+    """An mpx address string as Python gives addresses back."""
+    if not tcp:
+        return "\0" + text[1:] if text.startswith("@") else text
+    host, port = text.rsplit(":", 1)
+    if host.startswith("["):
+        host = host[1:-1]
+    return (host, int(port))
+
+
+def _key_fields(opts, authkey):
+    if authkey is None:
+        return None
+    if not isinstance(authkey, bytes):
+        raise TypeError(f"authkey should be a byte string, not {type(authkey).__name__}")
+    buf = _lib.ctypes.create_string_buffer(authkey, len(authkey))
+    opts.authkey = _lib.ctypes.cast(buf, c_void_p)
+    opts.authkey_len = len(authkey)
+    return buf  # keep alive during the call
+
+
+class Listener:
+    """multiprocessing.connection.Listener over mpx_listener: a bound socket whose
+    ``accept()`` returns authenticated mpx Connections. The handshakes run concurrently in
+    the library, each with a deadline (5 s), so a silent client cannot block accept()."""
+
+    _h = None
+
+    def __init__(self, address=None, family=None, backlog=1, authkey=None):
+        api = _listener_api()
+        self._tmpdir = None
+        if address is None:
+            family = family or "AF_UNIX"
+            if family == "AF_UNIX":
+                import tempfile
+                self._tmpdir = tempfile.mkdtemp(prefix="mpx-listener-")
+                address = os.path.join(self._tmpdir, "sock")
+            elif family == "AF_INET":
+                address = ("localhost", 0)
+            else:
+                address = ("::1", 0)
+        family = family or _address_type(address)
+        self._family = family
+        self._tcp = family in ("AF_INET", "AF_INET6")
+        given = address
+        text = _to_mpx_address(address, family)
+        opts = api.ListenerOptions()
+        check(api.mpx_listener_options_init(byref(opts), _lib.ctypes.sizeof(opts)))
+        keep = _key_fields(opts, authkey)
+        opts.backlog = max(1, int(backlog))
+        h = c_void_p()
+        rc = api.mpx_listener_create(byref(h), text.encode(), byref(opts))
+        del keep
+        if rc < 0:
+            self._remove_tmpdir()
+            raise error(rc, f"Listener({given!r})")
+        self._h = h
+        self._api = api
+        if self._tcp:
+            self._address = _from_mpx_address(self._string(api.mpx_listener_address), True)
+        else:
+            self._address = given.decode() if isinstance(given, bytes) else given
+        self._last_accepted = None
+
+    def _string(self, fn):
+        buf = _lib.ctypes.create_string_buffer(256)
+        n = c_size_t(256)
+        check(fn(self._h, buf, byref(n)))
+        return buf.raw[:n.value].decode()
+
+    def _remove_tmpdir(self):
+        if self._tmpdir:
+            import shutil
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            self._tmpdir = None
+
+    def accept(self):
+        """Wait for the next authenticated connection. AuthenticationError for a client with
+        a wrong key (the listener goes on: call accept() again)."""
+        h = self._h
+        if h is None:
+            raise OSError("listener is closed")
+        out = c_void_p()
+        fn = self._api.mpx_listener_accept
+        rc = _sliced(lambda ms: fn(h, ms, byref(out)), None)
+        peer = None
+        try:
+            peer = self._string(self._api.mpx_listener_last_accepted)
+        except Exception:
+            pass
+        if peer is not None:
+            self._last_accepted = _from_mpx_address(peer, self._tcp) if peer else ""
+        if rc == _lib.ECLOSED or rc == _lib.EBADHANDLE:
+            raise OSError("listener is closed")
+        if rc < 0:
+            raise error(rc, "accept")
+        return Connection._wrap(out, True, True)
+
+    def close(self):
+        """Close the socket (and remove its file); pending accept() calls fail."""
+        h = self._h
+        if h is not None:
+            self._h = None
+            self._api.mpx_listener_close(h)
+            self._api.mpx_listener_destroy(h)
+        self._remove_tmpdir()
+
+    @property
+    def address(self):
+        return self._address
+
+    @property
+    def last_accepted(self):
+        return self._last_accepted
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, exc_tb):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def Client(address, family=None, authkey=None):
+    """multiprocessing.connection.Client: connect to a Listener (mpx's or Python's) and,
+    with an authkey, authenticate both ways; returns an mpx Connection."""
+    api = _listener_api()
+    text = _to_mpx_address(address, family)
+    opts = api.ClientOptions()
+    check(api.mpx_client_options_init(byref(opts), _lib.ctypes.sizeof(opts)))
+    keep = _key_fields(opts, authkey)
+    h = c_void_p()
+    rc = api.mpx_client_connect(byref(h), text.encode(), byref(opts))
+    del keep
+    if rc < 0:
+        raise error(rc, f"Client({address!r})")
+    return Connection._wrap(h, True, True)
