@@ -117,7 +117,18 @@ void Listener::on_listen_readable() {
     const int fd = ::accept4(fd_, reinterpret_cast<sockaddr *>(&peer), &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       if (errno == EINTR || errno == ECONNABORTED) continue;
-      return;  // EAGAIN, or out of descriptors: try again on the next wake-up
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // Out of descriptors: the pending connection stays readable, so pause for 100 ms
+        // instead of spinning.
+        uv_poll_stop(&poll_);
+        uv_timer_start(&backoff_, [](uv_timer_t *t) {
+          auto *self = static_cast<Listener *>(t->data);
+          uv_poll_start(&self->poll_, UV_READABLE, [](uv_poll_t *p, int, int) {
+            static_cast<Listener *>(p->data)->on_listen_readable();
+          });
+        }, 100, 0);
+      }
+      return;  // EAGAIN
     }
     auto *h = new (std::nothrow) Handshake();
     if (!h) {
@@ -320,12 +331,16 @@ Status Listener::open(const char *address, const mpx_listener_options *opts) {
     auto *self = static_cast<Listener *>(as->data);
     for (Handshake *h : std::set<Handshake *>(self->handshakes_)) self->drop(h);
     uv_poll_stop(&self->poll_);
+    uv_timer_stop(&self->backoff_);
     uv_close(reinterpret_cast<uv_handle_t *>(&self->poll_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t *>(&self->backoff_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t *>(&self->stop_), nullptr);
   });
   stop_.data = this;
   uv_poll_init(&loop_, &poll_, fd_);
   poll_.data = this;
+  uv_timer_init(&loop_, &backoff_);
+  backoff_.data = this;
   uv_poll_start(&poll_, UV_READABLE, [](uv_poll_t *p, int, int) { static_cast<Listener *>(p->data)->on_listen_readable(); });
   try {
     thread_ = std::thread([this] { run(); });

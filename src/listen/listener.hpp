@@ -63,6 +63,7 @@ class Listener final : public Object {
   uv_loop_t loop_{};
   uv_async_t stop_{};
   uv_poll_t poll_{};
+  uv_timer_t backoff_{};  // out of descriptors: stop accepting for a while
   bool loop_ready_ = false;
   std::thread thread_;
   std::set<Handshake *> handshakes_;  // loop thread only

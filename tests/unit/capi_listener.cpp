@@ -2,7 +2,10 @@
 // timeouts, close waking accept, peer addresses, many clients; scenarios 41 (wrong key),
 // 42 (silent and trickling clients dropped at their deadline) and 44 (address in use,
 // accept after close, socket file mode and removal).
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 
 #include <atomic>
@@ -410,6 +413,47 @@ TEST(Listener, NoKeyLocalOnly) {
   ASSERT_MPX_OK(mpx_listener_accept(l.get(), 5000, &a));
   ConnPtr ac(a);
   EXPECT_EQ(mpxt::recv_str(ac.get(), &rc), "direct");
+}
+
+// A non-loopback IPv4 address of this machine, or "".
+std::string external_ipv4() {
+  ifaddrs *ifs = nullptr;
+  if (getifaddrs(&ifs) != 0) return "";
+  std::string out;
+  for (ifaddrs *i = ifs; i && out.empty(); i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+    const auto *in = reinterpret_cast<const sockaddr_in *>(i->ifa_addr);
+    if ((ntohl(in->sin_addr.s_addr) >> 24) == 127) continue;
+    char buf[INET_ADDRSTRLEN];
+    if (inet_ntop(AF_INET, &in->sin_addr, buf, sizeof buf)) out = buf;
+  }
+  freeifaddrs(ifs);
+  return out;
+}
+
+TEST(Listener, NoKeyRefusesRemoteUnlessAllowed) {
+  const std::string ip = external_ipv4();
+  if (ip.empty()) GTEST_SKIP() << "no non-loopback IPv4 address here";
+  for (bool allow : {false, true}) {
+    SCOPED_TRACE(allow ? "MPX_LISTENER_ALLOW_REMOTE" : "local only");
+    int rc;
+    auto l = mpxt::make_listener(ip + ":0", nullptr, 0, &rc, allow ? MPX_LISTENER_ALLOW_REMOTE : 0);
+    ASSERT_MPX_OK(rc);
+    auto c = mpxt::connect_to(mpxt::listener_address(l.get()), nullptr, &rc);  // from `ip`: not loopback
+    ASSERT_MPX_OK(rc);
+    mpx_conn *a = nullptr;
+    rc = mpx_listener_accept(l.get(), 500, &a);
+    ConnPtr ac(a);
+    if (allow) {
+      ASSERT_MPX_OK(rc);
+      ASSERT_MPX_OK(mpxt::send_str(c.get(), "remote"));
+      EXPECT_EQ(mpxt::recv_str(ac.get(), &rc), "remote");
+    } else {
+      EXPECT_MPX(MPX_ETIMEDOUT, rc);
+      mpxt::recv_str(c.get(), &rc, 2000);
+      EXPECT_TRUE(rc == MPX_EOF || rc == MPX_EPIPE || rc == MPX_EPROTO || rc == MPX_ESYS) << mpxt::code_str(rc);
+    }
+  }
 }
 
 }  // namespace
