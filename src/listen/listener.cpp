@@ -24,7 +24,7 @@ enum class Stage { wait_response, fail_flush, wait_challenge, wait_verdict, done
 struct Handshake {
   Listener *owner = nullptr;
   int fd = -1;
-  bool handed = false;
+  bool hand_over = false;  // authenticated: queue the descriptor once the handles are closed
   int open_handles = 0;
   uv_poll_t poll{};
   uv_timer_t timer{};
@@ -49,15 +49,16 @@ std::string frame(const std::string &m) {
   return f + m;
 }
 
-void on_handle_closed(uv_handle_t *handle) {
+}  // namespace
+
+void Listener::on_handle_closed(uv_handle_t *handle) {
   auto *h = static_cast<Handshake *>(handle->data);
   if (--h->open_handles == 0) {
-    if (!h->handed && h->fd >= 0) ::close(h->fd);
+    if (h->hand_over && h->fd >= 0) h->owner->hand_over(h);
+    if (h->fd >= 0) ::close(h->fd);
     delete h;
   }
 }
-
-}  // namespace
 
 void Listener::drop(Handshake *h) {
   if (h->closing) return;
@@ -70,21 +71,32 @@ void Listener::drop(Handshake *h) {
 }
 
 void Listener::finish(Handshake *h, bool ok, bool auth_failed) {
-  if (ok || auth_failed) {
+  if (ok) {
+    // Hand the descriptor over only once libuv has let go of it (the close callback):
+    // stopping a poll handle removes its descriptor number from epoll, which must not
+    // happen after the number was closed and reused.
+    h->hand_over = true;
+  } else if (auth_failed) {
     std::lock_guard<std::mutex> g(mu_);
     if (!closed_) {
-      if (ok) {
-        const int fl = fcntl(h->fd, F_GETFL);
-        if (fl >= 0) fcntl(h->fd, F_SETFL, fl & ~O_NONBLOCK);
-        ready_.push_back({h->fd, h->peer});
-        h->handed = true;
-      } else {
-        ready_.push_back({-1, h->peer});
-      }
+      ready_.push_back({-1, h->peer});
       cv_.notify_all();
     }
   }
   drop(h);
+}
+
+void Listener::hand_over(Handshake *h) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!closed_) {
+      const int fl = fcntl(h->fd, F_GETFL);
+      if (fl >= 0) fcntl(h->fd, F_SETFL, fl & ~O_NONBLOCK);
+      ready_.push_back({h->fd, h->peer});
+      cv_.notify_all();
+      h->fd = -1;
+    }
+  }
 }
 
 namespace {

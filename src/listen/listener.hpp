@@ -47,6 +47,8 @@ class Listener final : public Object {
   void on_listen_readable();
   void finish(Handshake *h, bool ok, bool auth_failed);
   void drop(Handshake *h);
+  void hand_over(Handshake *h);
+  static void on_handle_closed(uv_handle_t *handle);
   // One complete handshake message; false when h was finished or dropped.
   bool on_message(Handshake *h, const std::string &m);
 

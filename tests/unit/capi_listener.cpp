@@ -145,12 +145,13 @@ TEST(Listener, DestroyWakesAccept) {
   auto l = mpxt::make_listener("127.0.0.1:0", nullptr);
   ASSERT_TRUE(l);
   std::atomic<int> got{1};
+  mpx_listener *raw = l.release();
   std::thread t([&] {
     mpx_conn *a = nullptr;
-    got = mpx_listener_accept(l.get(), -1, &a);
+    got = mpx_listener_accept(raw, -1, &a);
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  ASSERT_MPX_OK(mpx_listener_destroy(l.release()));
+  ASSERT_MPX_OK(mpx_listener_destroy(raw));
   t.join();
   EXPECT_TRUE(got == MPX_ECLOSED || got == MPX_EBADHANDLE) << got;
 }
