@@ -77,6 +77,10 @@ MPX_API int mpx_listener_create(mpx_listener **out, const char *address, const m
 /**
  * Take the next authenticated connection: *conn receives a new handle. MPX_ETIMEDOUT when
  * none came in time; MPX_ECLOSED once the listener is closed (also waking a blocked call).
+ * A client that failed authentication is reported once, in turn, as MPX_EAUTH (the message
+ * names its address), as Python's accept() raises AuthenticationError: the listener goes on,
+ * call accept again. Clients dropped for other reasons (their deadline, a protocol error, a
+ * hang-up, a remote peer of a keyless listener) are not reported.
  */
 MPX_API int mpx_listener_accept(mpx_listener *l, int64_t timeout_ms, mpx_conn **conn);
 
