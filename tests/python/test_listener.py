@@ -137,3 +137,15 @@ class ListenerTest(TestCase):
                 Client(l.address, authkey=b"nope")
             t.join(10)
             self.assertIsInstance(box.get("error"), multiprocessing.AuthenticationError)
+
+    def test_struct_mirrors_match_the_library(self):
+        import ctypes
+        from mpx import connection
+        api = connection._listener_api()
+        lo, co = api.ListenerOptions(), api.ClientOptions()
+        self.assertEqual(api.mpx_listener_options_init(ctypes.byref(lo), ctypes.sizeof(lo)), 0)
+        self.assertEqual(api.mpx_client_options_init(ctypes.byref(co), ctypes.sizeof(co)), 0)
+        self.assertEqual((lo.size, co.size), (ctypes.sizeof(lo), ctypes.sizeof(co)))
+        self.assertEqual((ctypes.sizeof(lo), ctypes.sizeof(co)), (48, 40))   # LP64
+        self.assertEqual(api.ListenerOptions.max_message.offset, 40)
+        self.assertEqual(api.ClientOptions.max_message.offset, 32)

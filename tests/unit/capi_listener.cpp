@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cstddef>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -174,6 +175,17 @@ TEST(Listener, AddressInUse) {
   ASSERT_TRUE(a1);
   auto a2 = mpxt::make_listener(name, nullptr, 0, &rc);
   EXPECT_MPX(MPX_EADDRINUSE, rc);
+}
+
+TEST(Listener, OptionsLayout) {  // the Python binding's ctypes mirrors rely on it (LP64)
+  EXPECT_EQ(sizeof(mpx_listener_options), 48u);
+  EXPECT_EQ(offsetof(mpx_listener_options, authkey), 8u);
+  EXPECT_EQ(offsetof(mpx_listener_options, handshake_timeout_ms), 24u);
+  EXPECT_EQ(offsetof(mpx_listener_options, backlog), 32u);
+  EXPECT_EQ(offsetof(mpx_listener_options, max_message), 40u);
+  EXPECT_EQ(sizeof(mpx_client_options), 40u);
+  EXPECT_EQ(offsetof(mpx_client_options, timeout_ms), 24u);
+  EXPECT_EQ(offsetof(mpx_client_options, max_message), 32u);
 }
 
 TEST(Listener, BadArguments) {
