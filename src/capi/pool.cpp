@@ -196,8 +196,11 @@ MPX_API int mpx_pool_apply(mpx_pool *pool, const mpx_task *task, void **result, 
     auto job = std::make_shared<JobState>();
     if (Status s = o->apply_async(task, job); s != MPX_OK) return s;
     std::unique_lock<std::mutex> lk(job->mu);
+    // Woken when the job ends; and every 100 ms to see whether the pool is being destroyed
+    // (destroy waits for this call, and only the end of the job would wake it otherwise).
     ++job->waiting_all;
-    job->cv.wait(lk, [&] { return job->ready() || o->closing(); });
+    while (!job->cv.wait_for(lk, std::chrono::milliseconds(100), [&] { return job->ready() || o->closing(); })) {
+    }
     --job->waiting_all;
     if (!job->ready()) return fail(MPX_ECLOSED, "the pool was destroyed");
     const pool::Item &it = job->items[0];
