@@ -1536,6 +1536,78 @@ class Connection {
 /** Python's Pipe(duplex): Connection::pipe. */
 inline std::pair<Connection, Connection> Pipe(bool duplex = true) { return Connection::pipe(duplex); }
 
+// ==== listeners and clients (mpx/listener.h) ===============================================
+
+/** What Listener and client() take besides the address: an authkey (empty: none) and flags. */
+struct auth_options {
+  std::string_view authkey;          ///< empty: no authentication (a listener then serves local clients only)
+  uint32_t flags = 0;                ///< MPX_AUTH_REQUIRE_SHA256, MPX_LISTENER_ALLOW_REMOTE
+  timeout handshake = timeout::ms(0);  ///< the handshake deadline; try_once / 0 ms: the default (5 s)
+};
+
+/**
+ * Python's multiprocessing.connection.Listener: accept() gives authenticated Connections.
+ * A client that failed authentication surfaces once as mpx::error with errc::auth (Python's
+ * accept raises AuthenticationError); the listener goes on.
+ */
+class Listener {
+ public:
+  explicit Listener(const std::string &address, const auth_options &a = {}) {
+    mpx_listener_options o;
+    detail::check(mpx_listener_options_init(&o, sizeof o), "mpx::Listener");
+    if (!a.authkey.empty()) {
+      o.authkey = a.authkey.data();
+      o.authkey_len = a.authkey.size();
+    }
+    o.flags = a.flags;
+    o.handshake_timeout_ms = a.handshake.is_forever() ? 0 : a.handshake.count_ms();
+    mpx_listener *l = nullptr;
+    detail::check(mpx_listener_create(&l, address.c_str(), &o), "mpx::Listener");
+    h_ = detail::handle<mpx_listener, &mpx_listener_destroy>(l);
+  }
+  /** Take ownership of a C handle. */
+  Listener(adopt_t, mpx_listener *h) noexcept : h_(h) {}
+
+  /** The next authenticated connection; nullopt when none came within t. */
+  std::optional<Connection> accept(timeout t = forever) {
+    mpx_conn *c = nullptr;
+    int rc = mpx_listener_accept(h_.get(), t.count_ms(), &c);
+    if (rc == MPX_ETIMEDOUT) return std::nullopt;
+    detail::check(rc, "mpx::Listener::accept");
+    return Connection(adopt, c);
+  }
+  /** The address listened on (a TCP port 0 replaced by the real one). */
+  std::string address() const {
+    return detail::get_string(&mpx_listener_address, h_.get(), "mpx::Listener::address");
+  }
+  /** The peer of the last accepted connection ("" for a unix socket client). */
+  std::string last_accepted() const {
+    return detail::get_string(&mpx_listener_last_accepted, h_.get(), "mpx::Listener::last_accepted");
+  }
+  /** Stop listening; a blocked accept() throws errc::closed. The object stays valid. */
+  void close() { detail::check(mpx_listener_close(h_.get()), "mpx::Listener::close"); }
+
+  mpx_listener *native_handle() const noexcept { return h_.get(); }
+
+ private:
+  detail::handle<mpx_listener, &mpx_listener_destroy> h_;
+};
+
+/** Python's multiprocessing.connection.Client: connect to address and authenticate both ways. */
+inline Connection client(const std::string &address, const auth_options &a = {}) {
+  mpx_client_options o;
+  detail::check(mpx_client_options_init(&o, sizeof o), "mpx::client");
+  if (!a.authkey.empty()) {
+    o.authkey = a.authkey.data();
+    o.authkey_len = a.authkey.size();
+  }
+  o.flags = a.flags;
+  o.timeout_ms = a.handshake.is_forever() ? 0 : a.handshake.count_ms();
+  mpx_conn *c = nullptr;
+  detail::check(mpx_client_connect(&c, address.c_str(), &o), "mpx::client");
+  return Connection(adopt, c);
+}
+
 /** Something wait() watches: a connection (readable), a process (ended) or a descriptor. */
 class waitable {
  public:
