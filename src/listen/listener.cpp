@@ -322,6 +322,10 @@ Status Listener::open(const char *address, const mpx_listener_options *opts) {
     int one = 1;
     setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as Python's Listener does
   }
+  // Linux creates a unix socket file with the socket's own mode (less the umask): set it
+  // first so that the file is never reachable by others, then again after bind for systems
+  // that ignore it.
+  if (a.is_unix_path()) ::fchmod(fd_, 0600);
   if (::bind(fd_, reinterpret_cast<sockaddr *>(&a.sa), a.len) < 0) {
     if (errno == EADDRINUSE) return fail(MPX_EADDRINUSE, "address '{}' is already in use", address);
     return fail_errno("bind");
