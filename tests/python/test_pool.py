@@ -157,8 +157,12 @@ class PoolCase(TestCase):
         self.addCleanup(self._check_leaks)
 
     def _check_leaks(self):
-        ok = wait_until(lambda: child_pids() == self._kids and not pool_threads()
-                        and fds() == self._fds, 5.0, 0.01)
+        def settled():
+            # A descriptor held by an object in a reference cycle (a worker's Process, its
+            # sentinel) is closed when the collector frees the cycle: collect before judging.
+            gc.collect()
+            return child_pids() == self._kids and not pool_threads() and fds() == self._fds
+        ok = wait_until(settled, 5.0, 0.05)
         if not ok:
             self.assertEqual(child_pids(), self._kids, "processes left behind")
             self.assertEqual(pool_threads(), [], "pool threads left behind")
