@@ -277,7 +277,8 @@ Status Process::poll(bool *ended_out) {
 }
 
 Status Process::join(int64_t timeout_ms) {
-  const int64_t deadline = timeout_ms < 0 ? -1 : (platform::monotonic_ns() / 1000000) + timeout_ms;
+  // In nanoseconds, and each wait rounded up: a join never returns before its timeout.
+  const int64_t deadline = timeout_ms < 0 ? -1 : platform::deadline_after_ms(timeout_ms);
   for (;;) {
     int fds[2];
     {
@@ -296,8 +297,9 @@ Status Process::join(int64_t timeout_ms) {
     }
     int wait_ms = -1;
     if (deadline >= 0) {
-      const int64_t left = deadline - (platform::monotonic_ns() / 1000000);
-      if (left <= 0) {
+      const int64_t left_ns = deadline - platform::monotonic_ns();
+      const int64_t left = (left_ns + 999999) / 1000000;
+      if (left_ns <= 0) {
         bool done;
         std::lock_guard g(mu_);
         if (poll_locked(&done) == MPX_OK && done) return MPX_OK;

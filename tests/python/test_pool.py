@@ -144,8 +144,14 @@ class PoolCase(TestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        # Warm up: a forkserver starts once, the library opens what it keeps.
+        # Warm up: a forkserver starts once, the library opens what it keeps (also what a
+        # replacement worker, forked from the pool's handler thread, needs).
         with mpx.get_context(cls.method).Pool(1) as p:
+            p.apply(_square, (2,))
+            try:
+                p.apply(_exit3)
+            except mpx.WorkerDiedError:
+                pass
             p.apply(_square, (2,))
         p.join()
 
