@@ -14,5 +14,6 @@
 #include "mpx/listener.h"
 #include "mpx/queue.h"
 #include "mpx/pool.h"
+#include "mpx/manager.h"
 
 #endif /* MPX_MPX_H */
