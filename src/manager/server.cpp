@@ -137,19 +137,32 @@ template <typename Ready>
 Status Session::wait(MObj &o, std::unique_lock<std::mutex> &lk, int64_t timeout_ms, Ready ready) {
   const auto deadline = timeout_ms < 0 ? Clock::time_point::max()
                                        : Clock::now() + std::chrono::milliseconds(std::min<int64_t>(timeout_ms, INT64_MAX / 2000000));
-  while (!ready()) {
+  bool slept = false;
+  for (;;) {
+    if (ready()) {
+      if (!slept) return MPX_OK;
+      // What woke us must go to a live client: a client that died while waiting must not
+      // take the item, the count or the lock (it would be lost with the reply).
+      lk.unlock();
+      const bool g = gone();
+      lk.lock();
+      if (g) return fail(MPX_EOF, "the client disconnected");
+      if (ready()) return MPX_OK;
+      slept = false;
+      continue;
+    }
     if (server_.stopping()) return fail(MPX_ECLOSED, "the manager is shutting down");
     const auto now = Clock::now();
     if (timeout_ms == 0 || now >= deadline) return fail(MPX_ETIMEDOUT, "timed out");
     const auto left = deadline - now;
     o.cv.wait_for(lk, left < kSlice ? std::chrono::duration_cast<Clock::duration>(left) : Clock::duration(kSlice));
-    if (ready()) break;
+    slept = true;
+    if (ready()) continue;
     lk.unlock();
     const bool g = gone();
     lk.lock();
     if (g) return fail(MPX_EOF, "the client disconnected");
   }
-  return MPX_OK;
 }
 
 // ---- locks, conditions, barriers ---------------------------------------------------------
@@ -238,7 +251,15 @@ Status Session::cond_wait(MObj &c, int64_t timeout_ms) {
   {
     std::unique_lock lk(c.mu);
     st = wait(c, lk, timeout_ms, [&] { return w.notified; });
-    if (!w.notified) c.waiters.remove(&w);
+    if (!w.notified) {
+      c.waiters.remove(&w);
+    } else if (st != MPX_OK) {  // notified, but this client is gone: pass the notification on
+      if (!c.waiters.empty()) {  // the list holds only waiters not yet notified
+        c.waiters.front()->notified = true;
+        c.waiters.pop_front();
+        c.cv.notify_all();
+      }
+    }
   }
   if (st != MPX_OK && st != MPX_ETIMEDOUT) return st;  // the client is gone or the server stops
   std::unique_lock lk(l.mu);
