@@ -37,6 +37,7 @@ import traceback
 import types
 from queue import Empty
 
+from multiprocessing import reduction as _mp_reduction
 from multiprocessing import util as _util
 from multiprocessing.context import get_spawning_popen, ProcessError
 from multiprocessing.process import AuthenticationString
@@ -92,6 +93,21 @@ def all_methods(obj):
 def public_methods(obj):
     """The names of obj's callable attributes that do not start with '_'."""
     return [name for name in all_methods(obj) if name[0] != '_']
+
+
+# As multiprocessing.managers: arrays pickle compactly, dict views as lists.
+def _reduce_array(a):
+    return array.array, (a.typecode, a.tobytes())
+
+
+def _rebuild_as_list(obj):
+    return list, (list(obj),)
+
+
+_mp_reduction.register(array.array, _reduce_array)
+for _view_type in (type({}.items()), type({}.keys()), type({}.values())):
+    _mp_reduction.register(_view_type, _rebuild_as_list)
+del _view_type
 
 
 def _is_local(address):
