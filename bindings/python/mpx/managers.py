@@ -29,6 +29,7 @@ multiprocessing.connection), one thread per client connection. What differs:
 
 import array
 import os
+import pickle
 import queue
 import sys
 import threading
@@ -117,6 +118,51 @@ def _is_local(address):
         host = str(address[0])
         return host in ("localhost", "::1", "") or host.startswith("127.")
     return False
+
+
+class _ShmLink:
+    """One side of the fast local path: objects go out on one mpx queue and come in on the
+    other. ``recv()`` waits one 100 ms slice in the library (spinning a moment, then
+    sleeping, with the GIL released) and gives _NOTHING if nothing came."""
+
+    __slots__ = ("send", "h", "b", "_in")
+
+    def __init__(self, out_q, in_q):
+        from . import _lib
+        from .reduction import RecvBuffer
+        self.send = out_q.put
+        self._in = in_q
+        self.h = in_q._h
+        self.b = RecvBuffer(64 << 10)
+        global _q_get, _SLICE, _RecvBuffer
+        if _q_get is None:
+            _q_get = _lib.raw("mpx_queue_get_into")
+            _SLICE = _lib.SLICE
+            _RecvBuffer = RecvBuffer
+
+    def recv(self):
+        b = self.b
+        rc = _q_get(self.h, b.ptr, b.cap, b.pn, _SLICE)
+        if not rc:
+            return _loads(b.mv[:b.n.value])
+        if rc == _ETIMEDOUT:
+            return _NOTHING
+        if rc == _ENOBUFS:
+            # A large item: received into a buffer of its size (kept if not huge).
+            big = _RecvBuffer(b.n.value)
+            rc = _q_get(self.h, big.ptr, big.cap, big.pn, _SLICE)
+            if not rc:
+                if big.size <= (16 << 20):
+                    self.b = big
+                return _loads(big.mv[:big.n.value])
+        raise EOFError(f"manager queue failed ({rc})")
+
+
+_q_get = _SLICE = _RecvBuffer = None
+_NOTHING = object()
+_ETIMEDOUT = -4
+_ENOBUFS = -15
+_loads = pickle.loads
 
 
 # ==== server ================================================================================
@@ -298,30 +344,32 @@ class Server:
                 send((_TRACEBACK, traceback.format_exc()))
 
     def _serve_shm(self, conn, st, req, rep):
-        get = req.get
-        put = rep.put
+        link = _ShmLink(rep, req)
+        recv = link.recv
+        put = link.send
         dispatch = self._dispatch
         stop = self.stop_event
         while True:
             try:
-                msg = get(True, _CHECK_EVERY)
-            except Empty:
-                if stop.is_set():
-                    return
-                if conn.poll(0):
-                    # The client sends nothing on the socket in this mode: EOF (it is gone)
-                    # or a request, answered there.
-                    try:
-                        msg = conn.recv()
-                    except Exception:
-                        return
-                    conn.send(dispatch(msg, st))
-                continue
-            except (EOFError, OSError, ValueError):
+                msg = recv()
+            except EOFError:
                 return
             except Exception:
+                msg = None
                 reply = (_TRACEBACK, traceback.format_exc())
             else:
+                if msg is _NOTHING:
+                    if stop.is_set():
+                        return
+                    if conn.poll(0):
+                        # The client sends nothing on the socket in this mode: EOF (it is
+                        # gone) or a request, answered there.
+                        try:
+                            msg = conn.recv()
+                        except Exception:
+                            return
+                        conn.send(dispatch(msg, st))
+                    continue
                 reply = dispatch(msg, st)
             try:
                 put(reply)
@@ -543,7 +591,7 @@ class _Channel:
     """A connection to a server for the calls of one thread: the socket, and over it the
     request and reply queues of the fast local path when the server could attach them."""
 
-    __slots__ = ("conn", "req", "rep", "call", "address")
+    __slots__ = ("conn", "req", "rep", "call", "address", "link")
 
     def __init__(self, address, authkey, fast=True):
         self.address = address
@@ -565,6 +613,7 @@ class _Channel:
             conn.close()
             raise
         if tokens and fast:
+            self.link = _ShmLink(self.req, self.rep)
             self.call = self._call_shm
         else:
             self.req = self.rep = None
@@ -576,21 +625,16 @@ class _Channel:
         return conn.recv()
 
     def _call_shm(self, msg):
-        self.req.put(msg)
-        get = self.rep.get
-        try:
-            return get(True, _CHECK_EVERY)
-        except Empty:
-            pass
-        conn = self.conn
-        while True:
+        link = self.link
+        link.send(msg)
+        r = link.recv()
+        while r is _NOTHING:
+            conn = self.conn
             if conn.poll(0):
                 conn.recv()             # EOFError: the server is gone
                 raise EOFError("the manager sent an unexpected message")
-            try:
-                return get(True, _CHECK_EVERY)
-            except Empty:
-                pass
+            r = link.recv()
+        return r
 
     def close(self):
         for q in (self.req, self.rep):
