@@ -554,7 +554,7 @@ _session = [None, 0]
 _controls = {}
 _authkeys = {}
 _tls = threading.local()
-_pending_decrefs = []
+_channels = {}          # address -> every channel of this process to it (to close them)
 _NO_SHM = os.environ.get("MPX_MANAGER_NO_SHM", "") not in ("", "0")
 
 
@@ -573,7 +573,7 @@ def _after_fork_in_child():
     _graveyard.append((dict(_controls), _tls))
     _controls.clear()
     _tls = threading.local()
-    del _pending_decrefs[:]
+    _channels.clear()
 
 
 _graveyard = []
@@ -652,6 +652,7 @@ def _channel(address, authkey):
     ch = chans.get(address)
     if ch is None:
         ch = chans[address] = _Channel(address, authkey)
+        _channels.setdefault(address, []).append(ch)
     return ch
 
 
@@ -660,6 +661,10 @@ def _drop_channel(address):
     if chans:
         ch = chans.pop(address, None)
         if ch is not None:
+            try:
+                _channels.get(address, []).remove(ch)
+            except ValueError:
+                pass
             try:
                 ch.close()
             except Exception:
@@ -672,20 +677,41 @@ class _Control:
 
     def __init__(self, address, authkey):
         self.lock = threading.Lock()
+        self.owner = None           # the thread in call(), if any
+        self.pending = []           # decrefs of proxies collected while it was busy
         self.chan = _Channel(address, authkey, fast=False)
 
     def call(self, name, args=(), kwds=None):
         with self.lock:
-            self._flush()
-            kind, result = self.chan.call((None, name, args, kwds))
+            self.owner = threading.get_ident()
+            try:
+                self._flush()
+                kind, result = self.chan.call((None, name, args, kwds))
+                self._flush()
+            finally:
+                self.owner = None
         if kind == _RETURN:
             return result
         raise _convert_error(kind, result)
 
-    def _flush(self):
-        while _pending_decrefs:
+    def decref(self, ident):
+        if self.owner == threading.get_ident():
+            # Collected in the middle of this thread's own call: sent when it ends.
+            self.pending.append(ident)
+            return
+        with self.lock:
+            self.owner = threading.get_ident()
             try:
-                ident = _pending_decrefs.pop()
+                self._flush()
+                self.chan.call((None, "decref", (ident,), None))
+            finally:
+                self.owner = None
+
+    def _flush(self):
+        pending = self.pending
+        while pending:
+            try:
+                ident = pending.pop()
             except IndexError:
                 return
             self.chan.call((None, "decref", (ident,), None))
@@ -712,17 +738,10 @@ def _decref(address, ident):
     c = _controls.get(address)
     if c is None:
         return
-    if not c.lock.acquire(False):
-        # A proxy collected while this thread (or another) talks to the server: later.
-        _pending_decrefs.append(ident)
-        return
     try:
-        c._flush()
-        c.chan.call((None, "decref", (ident,), None))
+        c.decref(ident)
     except Exception:
         pass
-    finally:
-        c.lock.release()
 
 
 def _close_connections(address):
@@ -734,6 +753,11 @@ def _close_connections(address):
         except Exception:
             pass
     _drop_channel(address)
+    for ch in _channels.pop(address, ()):
+        try:
+            ch.close()
+        except Exception:
+            pass
     _authkeys.pop(address, None)
 
 
