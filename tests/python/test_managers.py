@@ -318,6 +318,42 @@ class ProxyTypesTest(_ManagerTest):
         self.assertEqual(len(l), 200)
 
 
+class FastPathTest(_ManagerTest):
+    def test_local_client_uses_the_queues(self):
+        m = self.start_manager()
+        d = m.dict()
+        d['x'] = 1
+        ch = managers._tls.chans[m.address]
+        self.assertIsNotNone(ch.req)
+        self.assertEqual(ch.call.__name__, "_call_shm")
+
+    def test_switches_between_queues_and_socket(self):
+        m = self.start_manager()
+        d = m.dict()
+        saved = managers._SLOW, managers._PROBE_EVERY
+        managers._SLOW, managers._PROBE_EVERY = -1.0, 5      # every call "slow"
+        try:
+            modes = []
+            for i in range(60):
+                d[i] = [i] * i
+                self.assertEqual(d[i], [i] * i)
+                modes.append(managers._tls.chans[m.address].call.__name__)
+        finally:
+            managers._SLOW, managers._PROBE_EVERY = saved
+        self.assertEqual(set(modes), {"_call_shm", "_call_socket_probing"})
+        self.assertEqual(len(d), 60)
+
+    def test_large_items(self):
+        m = self.start_manager()
+        l = m.list()
+        big = os.urandom(3 << 20)
+        l.append(big)
+        self.assertEqual(l[0], big)
+        q = m.Queue()
+        q.put(big * 2)
+        self.assertEqual(q.get(), big * 2)
+
+
 class ErrorsTest(_ManagerTest):
     def test_unknown_and_private_methods(self):
         m = self.start_manager(MyManager)

@@ -323,6 +323,8 @@ class Server:
                 pass
 
     def _serve_socket(self, conn, st):
+        """Serve requests from the socket until the client goes (False) or, when it has
+        queues, switches back to them (True)."""
         recv = conn.recv
         send = conn.send
         dispatch = self._dispatch
@@ -330,18 +332,21 @@ class Server:
             try:
                 msg = recv()
             except (EOFError, OSError):
-                return
+                return False
             except Exception:
-                msg = None                    # a frame that does not unpickle
-                reply = (_TRACEBACK, traceback.format_exc())
+                reply = (_TRACEBACK, traceback.format_exc())   # a frame that does not unpickle
             else:
+                if type(msg) is tuple and msg and msg[0] is None and msg[1:2] == ("#shm",):
+                    send((_RETURN, None))
+                    return True
                 reply = dispatch(msg, st)
             try:
                 send(reply)
             except (EOFError, OSError):
-                return
+                return False
             except Exception:
                 send((_TRACEBACK, traceback.format_exc()))
+        return False
 
     def _serve_shm(self, conn, st, req, rep):
         link = _ShmLink(rep, req)
@@ -355,20 +360,20 @@ class Server:
             except EOFError:
                 return
             except Exception:
-                msg = None
                 reply = (_TRACEBACK, traceback.format_exc())
             else:
                 if msg is _NOTHING:
                     if stop.is_set():
                         return
-                    if conn.poll(0):
-                        # The client sends nothing on the socket in this mode: EOF (it is
-                        # gone) or a request, answered there.
-                        try:
-                            msg = conn.recv()
-                        except Exception:
-                            return
-                        conn.send(dispatch(msg, st))
+                    # Nothing comes on the socket in this mode but EOF (the client is
+                    # gone) or requests of a client that switched to it.
+                    if conn.poll(0) and not self._serve_socket(conn, st):
+                        return
+                    continue
+                if type(msg) is tuple and msg and msg[0] is None and msg[1:2] == ("#socket",):
+                    put((_RETURN, None))
+                    if not self._serve_socket(conn, st):
+                        return
                     continue
                 reply = dispatch(msg, st)
             try:
@@ -556,6 +561,10 @@ _authkeys = {}
 _tls = threading.local()
 _channels = {}          # address -> every channel of this process to it (to close them)
 _NO_SHM = os.environ.get("MPX_MANAGER_NO_SHM", "") not in ("", "0")
+_perf = time.perf_counter
+_SLOW = 60e-6
+_SLOW_RUN = 8
+_PROBE_EVERY = 256
 
 
 def _session_id():
@@ -591,7 +600,7 @@ class _Channel:
     """A connection to a server for the calls of one thread: the socket, and over it the
     request and reply queues of the fast local path when the server could attach them."""
 
-    __slots__ = ("conn", "req", "rep", "call", "address", "link")
+    __slots__ = ("conn", "req", "rep", "call", "address", "link", "slow", "calls")
 
     def __init__(self, address, authkey, fast=True):
         self.address = address
@@ -612,6 +621,7 @@ class _Channel:
         except BaseException:
             conn.close()
             raise
+        self.slow = self.calls = 0
         if tokens and fast:
             self.link = _ShmLink(self.req, self.rep)
             self.call = self._call_shm
@@ -624,7 +634,26 @@ class _Channel:
         conn.send(msg)
         return conn.recv()
 
+    # The queues pay off while both processes have a CPU: each side catches the other's
+    # message while it spins. When other processes take the CPUs, spinning only delays the
+    # side that should run: calls then take longer than a spin, and after _SLOW_RUN such
+    # calls in a row the channel goes over the socket (which sleeps at once), trying the
+    # queues again every _PROBE_EVERY calls.
+
     def _call_shm(self, msg):
+        t0 = _perf()
+        r = self._shm_round_trip(msg)
+        if _perf() - t0 > _SLOW:
+            self.slow += 1
+            if self.slow >= _SLOW_RUN:
+                self._shm_round_trip((None, "#socket", (), None))
+                self.calls = 0
+                self.call = self._call_socket_probing
+        elif self.slow:
+            self.slow = 0
+        return r
+
+    def _shm_round_trip(self, msg):
         link = self.link
         link.send(msg)
         r = link.recv()
@@ -634,6 +663,20 @@ class _Channel:
                 conn.recv()             # EOFError: the server is gone
                 raise EOFError("the manager sent an unexpected message")
             r = link.recv()
+        return r
+
+    def _call_socket_probing(self, msg):
+        conn = self.conn
+        conn.send(msg)
+        r = conn.recv()
+        n = self.calls + 1
+        if n >= _PROBE_EVERY:
+            conn.send((None, "#shm", (), None))
+            conn.recv()
+            self.slow = 0
+            self.call = self._call_shm
+        else:
+            self.calls = n
         return r
 
     def close(self):
