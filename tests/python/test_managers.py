@@ -473,7 +473,7 @@ class ChildrenTest(_ManagerTest):
                 self._run_in(mpx.get_context(method).Process, method)
 
     def test_multiprocessing_process(self):
-        for method in ("fork", "spawn"):
+        for method in ("fork", "spawn", "forkserver"):
             with self.subTest(method=method):
                 self._run_in(multiprocessing.get_context(method).Process, method)
 

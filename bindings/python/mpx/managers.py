@@ -413,23 +413,25 @@ class Server:
         except Exception:
             return (_TRACEBACK, traceback.format_exc())
 
-    @staticmethod
-    def _track(st, obj, name, res):
+    def _track(self, st, obj, name, res):
         """Remember the locks a connection holds, to release them if it goes."""
         if name == "acquire":
             if res:
                 st.held.append(obj)
         elif name == "release":
-            for s in [st] + st.session.states:
-                for i, o in enumerate(s.held):
-                    if o is obj:
-                        del s.held[i]
-                        return
+            # A Lock may be released through another connection of the same client.
+            with self.mutex:
+                for s in [st] + st.session.states:
+                    for i, o in enumerate(s.held):
+                        if o is obj:
+                            del s.held[i]
+                            return
 
     def _disconnected(self, sid, st):
         # Locks held through this connection: released here, in the thread that took them
         # (an RLock's owner), as many times as they were taken.
-        held, st.held = st.held, []
+        with self.mutex:
+            held, st.held = st.held, []
         for obj in reversed(held):
             try:
                 obj.release()
