@@ -605,6 +605,37 @@ class SyncAcrossProcessesTest(_ManagerTest):
         self.assertTrue(b.broken)
 
 
+def _touch_segment(shm, sl):
+    shm.buf[0] = 42
+    sl[0] = "changed"
+
+
+class SharedMemoryManagerTest(_ManagerTest):
+    def test_segments_unlinked_at_shutdown(self):
+        from mpx.managers import SharedMemoryManager
+        from mpx.shared_memory import SharedMemory
+        with SharedMemoryManager(ctx=mpx.get_context("fork")) as smm:
+            shm = smm.SharedMemory(128)
+            sl = smm.ShareableList(["a", 2, 3.5])
+            p = mpx.Process(target=_touch_segment, args=(shm, sl))
+            p.start()
+            p.join(10)
+            self.assertEqual(p.exitcode, 0)
+            self.assertEqual(shm.buf[0], 42)
+            self.assertEqual(sl[0], "changed")
+            names = [shm.name, sl.shm.name]
+            self.assertEqual(sorted(smm._process and _list_segments(smm)), sorted(names))
+        shm.close()
+        sl.shm.close()
+        for name in names:
+            with self.assertRaises(FileNotFoundError):
+                SharedMemory(name)
+
+
+def _list_segments(smm):
+    return managers._server_call(smm.address, smm._authkey, "list_segments")
+
+
 class PoolProxyTest(_ManagerTest):
     def test_pool(self):
         m = self.start_manager()

@@ -50,7 +50,7 @@ __all__ = ["BaseManager", "SyncManager", "BaseProxy", "Token", "RemoteError", "N
            "Value", "Array", "AutoProxy", "MakeProxyType", "IteratorProxy", "AcquirerProxy",
            "ConditionProxy", "EventProxy", "BarrierProxy", "NamespaceProxy", "ValueProxy",
            "ListProxy", "DictProxy", "ArrayProxy", "PoolProxy", "public_methods",
-           "all_methods"]
+           "all_methods", "SharedMemoryManager"]
 
 _getpid = os.getpid
 
@@ -1427,3 +1427,82 @@ SyncManager.register("Array", Array, ArrayProxy)
 SyncManager.register("Namespace", Namespace, NamespaceProxy)
 SyncManager.register("Iterator", proxytype=IteratorProxy, create_method=False)
 SyncManager.register("AsyncResult", create_method=False)
+
+
+# ---- SharedMemoryManager -------------------------------------------------------------------
+
+class SharedMemoryServer(Server):
+    """A Server that also tracks shared memory segments its clients created, and unlinks
+    them when it stops."""
+
+    public = Server.public + ("track_segment", "release_segment", "list_segments")
+
+    def __init__(self, *args, **kwargs):
+        Server.__init__(self, *args, **kwargs)
+        self.segment_names = []
+
+    def _unlink_all(self):
+        for name in self.segment_names[:]:
+            self._f_release_segment(None, name)
+
+    def _stop(self):
+        try:
+            self._unlink_all()
+        finally:
+            Server._stop(self)
+
+    def _f_shutdown(self, st):
+        self._unlink_all()
+        return Server._f_shutdown(self, st)
+
+    def _f_track_segment(self, st, name):
+        self.segment_names.append(name)
+
+    def _f_release_segment(self, st, name):
+        from .shared_memory import SharedMemory
+        try:
+            self.segment_names.remove(name)
+        except ValueError:
+            pass
+        try:
+            seg = SharedMemory(name)
+        except FileNotFoundError:
+            return
+        seg.close()
+        try:
+            seg.unlink()
+        except FileNotFoundError:
+            pass
+
+    def _f_list_segments(self, st):
+        return list(self.segment_names)
+
+
+class SharedMemoryManager(BaseManager):
+    """multiprocessing.managers.SharedMemoryManager: ``SharedMemory(size)`` and
+    ``ShareableList(sequence)`` create mpx segments in this process that the manager's server
+    unlinks when it shuts down."""
+
+    _Server = SharedMemoryServer
+
+    def SharedMemory(self, size):
+        from .shared_memory import SharedMemory
+        seg = SharedMemory(None, create=True, size=size)
+        try:
+            _server_call(self._address, self._authkey, "track_segment", (seg.name,))
+        except BaseException:
+            seg.close()
+            seg.unlink()
+            raise
+        return seg
+
+    def ShareableList(self, sequence):
+        from .shared_memory import ShareableList
+        sl = ShareableList(sequence)
+        try:
+            _server_call(self._address, self._authkey, "track_segment", (sl.shm.name,))
+        except BaseException:
+            sl.shm.close()
+            sl.shm.unlink()
+            raise
+        return sl
