@@ -16,7 +16,8 @@ than Python's, mpx/base <= 0.50, for the dict and queue round trips. The results
 checked; exit status 1 only on a wrong result, never on timing.
 
 Environment: MPX_BENCH_SCALE (multiplies every N), MPX_BENCH_REPS, MPX_BENCH_MANAGER_OPS
-(default 20000), MPX_MANAGER_NO_SHM=1 (mpx's socket path instead of the shared-memory one).
+(default 20000: the round trips and the streamed items per repetition), MPX_MANAGER_NO_SHM=1
+(mpx's socket path instead of the shared-memory one).
 """
 
 import multiprocessing
@@ -27,7 +28,7 @@ import time
 import ipc_common as ic
 
 N = int(os.environ.get("MPX_BENCH_MANAGER_OPS") or 0) or ic.n_of(20_000, 500)
-N_STREAM = ic.n_of(20_000, 500)
+N_STREAM = N
 
 
 def dict_round_trips(d, n):
