@@ -7,10 +7,8 @@ import gc
 import multiprocessing
 import os
 import pickle
-import signal
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 import unittest
@@ -119,14 +117,6 @@ def _readlink(fd):
         return os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return None
-
-
-def _children_of(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
 
 
 def _gone(pid):

@@ -36,7 +36,6 @@ import threading
 import time
 import traceback
 import types
-from queue import Empty
 
 from multiprocessing import reduction as _mp_reduction
 from multiprocessing import util as _util
@@ -56,10 +55,6 @@ _getpid = os.getpid
 
 # Reply kinds.
 _RETURN, _ERROR, _TRACEBACK, _PROXY = 0, 1, 2, 3
-
-# How long a blocked call waits on the reply queue before it checks the socket for the
-# server's death (and the server, for the client's).
-_CHECK_EVERY = 0.1
 
 
 class RemoteError(Exception):
