@@ -433,6 +433,11 @@ class LockOwnerDiesTest(_ManagerTest):
         rlock.release()
 
 
+def _fill(out, l, key):
+    l.append(1)
+    out[key] = l[:]
+
+
 def _pickled_child(d, l):
     d['pid'] = os.getpid()
     l.append(len(l))
@@ -471,6 +476,17 @@ class ChildrenTest(_ManagerTest):
         m = self.start_manager(MyManager, ctx="spawn")
         self.assertEqual(m.Operator(1).apply(2), 3)
 
+    def test_inline_proxy_arguments(self):
+        # The parent's proxy goes as soon as start() returns; the child's must still work.
+        m = self.start_manager()
+        out = m.dict()
+        for method in ("fork", "spawn"):
+            p = mpx.get_context(method).Process(target=_fill, args=(out, m.list([method]), method))
+            p.start()
+            p.join(20)
+            self.assertEqual(p.exitcode, 0)
+        self.assertEqual(out.copy(), {"fork": ["fork", 1], "spawn": ["spawn", 1]})
+
     def test_os_fork_child_uses_inherited_proxy(self):
         m = self.start_manager()
         d = m.dict()
@@ -506,6 +522,9 @@ class NestedAndRefcountTest(_ManagerTest):
         self.assertEqual(outer[1].copy(), {'b': 2})
 
     def test_objects_released_with_their_last_proxy(self):
+        saved = managers._GRACE
+        managers._GRACE = 0.5           # a fork child takes its references sooner than this
+        self.addCleanup(setattr, managers, "_GRACE", saved)
         m = self.start_manager()
         self.assertEqual(m._number_of_objects(), 0)
         d = m.dict()
@@ -521,22 +540,23 @@ class NestedAndRefcountTest(_ManagerTest):
         self.assertEqual(m._number_of_objects(), 2)
         del d['l']
         gc.collect()
-        self.assertTrue(wait_until(lambda: m._number_of_objects() == 1, 2))
+        # (the reference of a proxy just pickled lives a few seconds more: managers._GRACE)
+        self.assertTrue(wait_until(lambda: m._number_of_objects() == 1, 5))
         # a child's references go with it, even when it is killed
         p = mpx.Process(target=_pickled_child, args=(d, m.list()))
         p.start()
         p.join(10)
         gc.collect()
-        self.assertTrue(wait_until(lambda: m._number_of_objects() == 1, 2),
+        self.assertTrue(wait_until(lambda: m._number_of_objects() == 1, 5),
                         m._debug_info())
         pid = self.fork(_hold_lock, m.Lock(), m.RLock(), os.pipe()[1])
         time.sleep(0.3)
         self.kill(pid)
         gc.collect()
-        self.assertTrue(wait_until(lambda: m._number_of_objects() == 1, 2), m._debug_info())
+        self.assertTrue(wait_until(lambda: m._number_of_objects() == 1, 5), m._debug_info())
         del d
         gc.collect()
-        self.assertTrue(wait_until(lambda: m._number_of_objects() == 0, 2))
+        self.assertTrue(wait_until(lambda: m._number_of_objects() == 0, 5))
 
 
 class SyncAcrossProcessesTest(_ManagerTest):
@@ -764,7 +784,7 @@ class LifecycleTest(_ManagerTest):
             self.assertFalse(m._process.is_alive())
             self.assertEqual(m._process.exitcode, 0)
             self.assertTrue(_gone(pid))
-            del d, q
+            del d, q, m
         gc.collect()
         self.assertEqual(mpx.active_children(), [])
         self.assertEqual({f: _readlink(f) for f in _fds() - before}, {})

@@ -575,15 +575,58 @@ def _session_id():
 def _after_fork_in_child():
     # Connections and queues of the parent are not this process's: forget them (their
     # descriptors stay open, unused, so that nothing of the parent's is closed or freed).
-    global _tls
+    global _tls, _deferred_cv
     _graveyard.append((dict(_controls), _tls))
     _controls.clear()
     _tls = threading.local()
     _channels.clear()
+    del _deferred[:]
+    _deferred_thread[0] = None
+    _deferred_cv = threading.Condition(threading.Lock())
 
 
 _graveyard = []
-os.register_at_fork(after_in_child=_after_fork_in_child)
+_last_fork = [0.0]      # when this process last forked a child
+
+
+def _after_fork_in_parent():
+    _last_fork[0] = _monotonic()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child, after_in_parent=_after_fork_in_parent)
+
+# How long a proxy's reference outlives it after it was pickled or inherited by a fork.
+_GRACE = 3.0
+_monotonic = time.monotonic
+_deferred = []          # (due, address, ident)
+_deferred_cv = threading.Condition(threading.Lock())
+_deferred_thread = [None]
+
+
+def _defer_decref(address, ident, due):
+    with _deferred_cv:
+        _deferred.append((due, address, ident))
+        t = _deferred_thread[0]
+        if t is None or not t.is_alive():
+            t = _deferred_thread[0] = threading.Thread(target=_deferred_worker, daemon=True,
+                                                       name="mpx-manager-decref")
+            t.start()
+        _deferred_cv.notify()
+
+
+def _deferred_worker():
+    while True:
+        with _deferred_cv:
+            if not _deferred:
+                return
+            now = _monotonic()
+            due = [d for d in _deferred if d[0] <= now]
+            if not due:
+                _deferred_cv.wait(min(d[0] for d in _deferred) - now)
+                continue
+            _deferred[:] = [d for d in _deferred if d[0] > now]
+        for _, address, ident in due:
+            _decref(address, ident)
 
 
 def _authkey_for(address, authkey):
@@ -821,6 +864,8 @@ class BaseProxy:
     _owned = False
     _pid = None
     _isauto = False
+    _pickled = 0.0
+    _born = 0.0
 
     def __init__(self, token, serializer="pickle", manager=None, authkey=None, exposed=None,
                  incref=True, manager_owned=False):
@@ -837,6 +882,7 @@ class BaseProxy:
         else:
             self._authkey = AuthenticationString(_authkey_for(token.address, None))
         self._owned = manager_owned
+        self._born = _monotonic()
         if manager_owned:
             self._pid = _getpid()
         elif incref:
@@ -906,11 +952,21 @@ class BaseProxy:
                 if server is not None:
                     server._disown(self._id)
             else:
-                _decref(self._address, self._id)
+                # Pickled, or inherited by a child forked, a moment ago: that process may
+                # not have taken its own reference yet (a proxy passed inline to a child:
+                # Process(target=f, args=(manager.list(),)) drops the parent's at once).
+                last = self._pickled
+                if _last_fork[0] > self._born and _last_fork[0] > last:
+                    last = _last_fork[0]
+                if last and _monotonic() - last < _GRACE:
+                    _defer_decref(self._address, self._id, last + _GRACE)
+                else:
+                    _decref(self._address, self._id)
         except Exception:
             pass
 
     def __reduce__(self):
+        self._pickled = _monotonic()
         kwds = {}
         if get_spawning_popen() is not None:
             kwds["authkey"] = self._authkey
