@@ -800,17 +800,27 @@ class LifecycleTest(_ManagerTest):
         self.assertTrue(wait_until(lambda: _gone(server_pid), 5), "the server outlived its parent")
 
     def test_get_server_in_process_and_connect(self):
-        server = MyManager(address=("127.0.0.1", 0), authkey=b"k").get_server()
+        server = MyManager(address=("0.0.0.0", 0), authkey=b"k").get_server()
         t = threading.Thread(target=_serve_in_thread, args=(server,))
         t.start()
         try:
-            m = MyManager(address=server.address, authkey=b"k")
+            m = MyManager(address=("127.0.0.1", server.address[1]), authkey=b"k")
             m.connect()
-            self.assertEqual(m.address, server.address)
             maths = m.Maths()
             self.assertEqual(maths.add(2, 5), 7)
             d = m.Operator(3)
             self.assertEqual(d.apply(1), 4)
+            # proxies the server sends inside objects name its address as it knows it
+            # ('0.0.0.0', port): reached here at the address this manager connected to
+            m0 = MyManager(address=server.address, authkey=b"k")
+            m0.connect()
+            maths = m0.Maths()
+            self.assertEqual(maths._token.address[0], "0.0.0.0")
+            m2 = MyManager(address=("127.0.0.2", server.address[1]), authkey=b"k")
+            m2.connect()
+            got = m2.Operator([maths])._getvalue().base[0]
+            self.assertEqual(got._token.address, ("127.0.0.2", server.address[1]))
+            self.assertEqual(got.add(1, 2), 3)
         finally:
             server.stop_event.set()
             t.join(5)

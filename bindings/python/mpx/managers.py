@@ -202,7 +202,7 @@ class Server:
     client asks for shutdown."""
 
     public = ("shutdown", "create", "incref", "decref", "get_methods", "number_of_objects",
-              "debug_info", "dummy")
+              "debug_info", "dummy", "address")
 
     def __init__(self, registry, address, authkey, serializer="pickle"):
         if not isinstance(authkey, bytes):
@@ -244,7 +244,9 @@ class Server:
 
     def _stop(self):
         self.stop_event.set()
-        _servers.pop(self.address, None)
+        for address, server in list(_servers.items()):
+            if server is self:
+                del _servers[address]
         self.listener.close()
         with self.mutex:
             conns = list(self.conns)
@@ -526,6 +528,9 @@ class Server:
     def _f_dummy(self, st):
         return None
 
+    def _f_address(self, st):
+        return self.address
+
     # proxies unpickled in the server process: a reference of the server's own
     def _own(self, ident):
         with self.mutex:
@@ -556,6 +561,7 @@ _session = [None, 0]
 _controls = {}
 _authkeys = {}
 _tls = threading.local()
+_aliases = {}           # the address a server gives itself -> the one this process reaches it at
 _channels = {}          # address -> every channel of this process to it (to close them)
 _NO_SHM = os.environ.get("MPX_MANAGER_NO_SHM", "") not in ("", "0")
 _perf = time.perf_counter
@@ -991,6 +997,9 @@ class BaseProxy:
 def RebuildProxy(func, token, serializer, kwds):
     """Unpickle a proxy: in its server's process, one the server owns; elsewhere a proxy
     with a reference of this process."""
+    alias = _aliases.get(token.address)
+    if alias is not None:
+        token.address = alias
     server = _servers.get(token.address)
     kwds.pop("incref", None)
     if server is not None:
@@ -1304,7 +1313,14 @@ class BaseManager:
     def connect(self):
         """Connect to the manager's server at address (started elsewhere)."""
         _authkeys[self._address] = bytes(self._authkey)
-        _server_call(self._address, self._authkey, "dummy")
+        own = _server_call(self._address, self._authkey, "address")
+        if own != self._address:
+            # A server bound to 0.0.0.0, or reached through a tunnel or another name: the
+            # proxies it sends inside objects name its own address, reached here at ours.
+            _aliases[own] = self._address
+            server = _servers.get(own)
+            if server is not None:      # it runs in this process (get_server)
+                _servers[self._address] = server
         self._state.value = _State.STARTED
 
     def start(self, initializer=None, initargs=()):
