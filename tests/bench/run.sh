@@ -4,7 +4,7 @@
 #
 #   tests/bench/run.sh                  everything (about 3 min on the 2-core VMs, build included)
 #   tests/bench/run.sh sync             only the sync benchmarks (35-40 s); `process`, `queue`,
-#                                       `pipe` and `pool` likewise (any several may be given)
+#                                       `pipe`, `pool` and `manager` likewise (any several may be given)
 #   tests/bench/run.sh --quick [...]    a few seconds: checks results, figures are only indicative
 #
 # MPX_BENCH_PRESET picks the CMake preset (default: release); PYTHON the interpreter
@@ -21,11 +21,11 @@ parts=()
 for a in "$@"; do
   case $a in
     --quick) quick=(--quick) ;;
-    sync | process | queue | pipe | pool) parts+=("$a") ;;
-    *) echo "usage: $0 [--quick] [sync] [process] [queue] [pipe] [pool]" >&2; exit 2 ;;
+    sync | process | queue | pipe | pool | manager) parts+=("$a") ;;
+    *) echo "usage: $0 [--quick] [sync] [process] [queue] [pipe] [pool] [manager]" >&2; exit 2 ;;
   esac
 done
-[ ${#parts[@]} -gt 0 ] || parts=(sync process queue pipe pool)
+[ ${#parts[@]} -gt 0 ] || parts=(sync process queue pipe pool manager)
 want() { [[ " ${parts[*]} " == *" $1 "* ]]; }
 
 targets=(mpx)
@@ -34,6 +34,7 @@ want process && targets+=(bench_process bench_raw_fork)
 want queue && targets+=(bench_queue)
 want pipe && targets+=(bench_pipe)
 want pool && targets+=(bench_pool)
+# manager: only the library for now; the C++ target bench_manager will be added here.
 echo "=== building (preset $preset: ${targets[*]})"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j"$(nproc)" --target "${targets[@]}" >/dev/null
@@ -78,6 +79,15 @@ for part in queue pipe pool; do
   echo "=== Python: tests/bench/bench_$part.py ($("$python" --version 2>&1))"
   py tests/bench/bench_$part.py || status=1
 done
+
+if want manager; then
+  # The C API part (tests/bench/bench_manager.cpp, target bench_manager) goes here once it
+  # exists, as for the parts above:
+  #   "$build/tests/bench/bench_manager" "${quick[@]}" || status=1
+  echo
+  echo "=== Python: tests/bench/bench_manager.py ($("$python" --version 2>&1))"
+  py tests/bench/bench_manager.py || status=1
+fi
 
 echo
 echo "=== done in $((SECONDS - start)) s$([ $status -eq 0 ] || echo '; SOME RESULTS WERE WRONG (see FAILED above)')"

@@ -51,16 +51,17 @@ _LAZY = {
     "reduction": "reduction",
     "Pool": "pool", "pool": "pool", "futures": "futures", "WorkerDiedError": "pool",
     "TaskTimeoutError": "pool", "TaskCancelledError": "pool",
+    "managers": "managers",
 }
 _PROCESS_NAMES = [
     "Process", "current_process", "active_children", "parent_process", "cpu_count",
     "get_context", "get_start_method", "set_start_method", "get_all_start_methods",
-    "ProcessError", "BufferTooShort", "set_forkserver_preload",
+    "ProcessError", "BufferTooShort", "set_forkserver_preload", "Manager",
 ]
 _LAZY.update(dict.fromkeys(["current_process", "active_children", "parent_process"], "process"))
 _LAZY.update(dict.fromkeys(_PROCESS_NAMES[4:] + ["Process"], "context"))
 _LAZY.update(process="process", context="context", forkserver="forkserver", spawn="spawn",
-             set_forkserver_preload="context")
+             set_forkserver_preload="context", Manager="context")
 
 
 def __getattr__(name):

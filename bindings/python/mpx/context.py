@@ -88,6 +88,14 @@ class BaseContext:
         from .queues import SimpleQueue
         return SimpleQueue(ctx=self.get_context())
 
+    def Manager(self):
+        """A started SyncManager whose server process starts with this context's method
+        (see mpx.managers)."""
+        from .managers import SyncManager
+        m = SyncManager(ctx=self.get_context())
+        m.start()
+        return m
+
     def Pool(self, processes=None, initializer=None, initargs=(), maxtasksperchild=None, **kwargs):
         """A process pool whose workers start with this context's method (see mpx.pool;
         keyword extras: task_timeout, max_memory_per_child)."""
@@ -283,3 +291,4 @@ set_start_method = _default_context.set_start_method
 get_all_start_methods = _default_context.get_all_start_methods
 cpu_count = _default_context.cpu_count
 set_forkserver_preload = _default_context.set_forkserver_preload
+Manager = _default_context.Manager
