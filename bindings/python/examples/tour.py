@@ -10,7 +10,8 @@ Event and meet at a Barrier whose action runs once, then an Event ping-pong; (4)
 Lock and a locked Value increment cost; (5) start+join of a Process with each start method
 (fork, forkserver, spawn); (6) producers and consumers over a Queue, and a Pipe echo;
 (7) Pool.map of squares, at chunksize 1 and automatic, and (mpx only) a worker killed
-mid-task: its task fails with WorkerDiedError and the map goes on.
+mid-task: its task fails with WorkerDiedError and the map goes on; (8) the seeds' Manager
+program (children fill a managed dict and reverse a managed list), and manager round trips.
 The code of a scene is the same for both: `m` is either mpx's
 or multiprocessing's fork context. Times are of this run on this
 machine; "mpx takes 0.50x" means mpx needed half of multiprocessing's time. Every result
@@ -389,6 +390,37 @@ def worker_killed():
     print("   (multiprocessing's Pool would wait for task 3 forever: CPython gh-66587)")
 
 
+MANAGER_CALLS = 2000
+
+
+def manager_seed(m):
+    """The seeds' program: d[1] = '1'; d['2'] = 2; d[0.25] = None; l.reverse() in a child."""
+    t0 = time.perf_counter()
+    with m.Manager() as manager:
+        d = manager.dict()
+        l = manager.list(range(10))
+        p = m.Process(target=_seed_child, args=(d, l))
+        p.start()
+        p.join()
+        got = (dict(d), list(l))
+        t1 = time.perf_counter()
+        for i in range(MANAGER_CALLS):
+            d["k"] = i
+            d["k"]
+        calls = (time.perf_counter() - t1) / (2 * MANAGER_CALLS)
+    took = time.perf_counter() - t0
+    expect(got == ({1: '1', '2': 2, 0.25: None}, [9, 8, 7, 6, 5, 4, 3, 2, 1, 0]),
+           "the child's changes are seen by the parent")
+    return f"{got[0]}, {got[1][:3]}..., d[k] {calls * 1e6:.1f} us/call", took
+
+
+def _seed_child(d, l):
+    d[1] = '1'
+    d['2'] = 2
+    d[0.25] = None
+    l.reverse()
+
+
 def show(results, each=""):
     (what, t_mpx), (what_mp, t_mp) = results
     print(f"   mpx             {what:<44} {fmt(t_mpx)}{each}")
@@ -435,6 +467,10 @@ def main():
     print("   automatic chunksize")
     show([pool_map(MPX, None)(MPX), pool_map(MP, None)(MP)])
     worker_killed()
+
+    print("8. Manager: a child sets d[1], d['2'], d[0.25] and reverses l (the seeds' program); "
+          f"then {MANAGER_CALLS} d['k'] set+get round trips (manager start to shutdown)")
+    show(both(manager_seed))
 
     took = fmt(time.perf_counter() - start)
     if failures:
