@@ -1396,6 +1396,93 @@ TEST(ManagerMalformed, GarbageFramesOnARawConnectionLeaveTheServerServing) {
   }
 }
 
+// Well-formed frames carrying bad requests, in the layout of the wire protocol (a 32-byte header
+// of u32 op, u32 arg, u64 object id, i64 timeout, u64 seq; fields little-endian, byte strings
+// u64-length-prefixed): unknown operations, missing objects, bad types, truncated bodies, huge
+// lengths. Each must get an error reply (or a closed connection), never success, and the
+// objects must be intact afterwards.
+struct RawRequest {
+  const char *what;
+  uint32_t op, arg;
+  uint64_t obj;
+  std::string body;
+};
+
+std::string le64(uint64_t v) { return std::string(reinterpret_cast<const char *>(&v), 8); }
+std::string le32(uint32_t v) { return std::string(reinterpret_cast<const char *>(&v), 4); }
+std::string lstr(const std::string &s) { return le64(s.size()) + s; }
+
+TEST(ManagerMalformed, BadRequestsGetErrorRepliesAndChangeNothing) {
+  int rc;
+  auto m = start_manager(Start::InProcess, &rc, "", &kKey);
+  ASSERT_MPX_OK(rc);
+  const std::string addr = manager_address(m.get());
+  auto good = mconnect(addr, &rc, MPX_MCLIENT_SOCKET_ONLY, &kKey);
+  ASSERT_MPX_OK(rc);
+  auto d = mcreate(good.get(), MPX_MOBJ_DICT, nullptr, &rc);
+  ASSERT_MPX_OK(rc);
+  ASSERT_MPX_OK(dict_set(d.get(), "keep", "me"));
+  const std::string tok = proxy_token(d.get());
+  uint64_t id = 0;
+  if (tok.rfind("mpxobj:", 0) == 0) id = std::strtoull(tok.c_str() + 7, nullptr, 10);
+  const uint64_t huge = ~uint64_t(0);
+  std::vector<RawRequest> reqs = {
+      {"unknown op 9999", 9999, 0, id, ""},
+      {"op 0", 0, 0, id, ""},
+      {"op 15 (a gap)", 15, 0, id, ""},
+      {"op 0xffffffff", 0xffffffffu, 0, id, std::string(64, '\xff')},
+      {"dict_set on object 0", 16, 0, 0, lstr("k") + lstr("v")},
+      {"dict_set on a missing object", 16, 0, id + 1000, lstr("k") + lstr("v")},
+      {"dict_set, key length 2^64-1", 16, 0, id, le64(huge) + "kk"},
+      {"dict_set, key longer than the body", 16, 0, id, le64(5) + "ab"},
+      {"dict_set, value length 2^63", 16, 0, id, lstr("x") + le64(uint64_t(1) << 63)},
+      {"dict_set, no body", 16, 0, id, ""},
+      {"dict_get, truncated length", 18, 0, id, "\x01\x00"},
+      {"array_get on a dict", 117, 0, id, le64(0) + le64(1)},
+      {"list_pop on a dict", 36, 0, id, le64(0) + le32(1)},
+      {"queue_get on a dict", 49, 0, id, ""},
+      {"lock_acquire on a dict", 64, 0, id, ""},
+      {"create of type 99", 2, 99, 0, le32(0) + lstr("") + le64(0) + le64(0) + le64(0) + le64(0) + le64(0) + le64(0) + lstr("")},
+      {"create of a dict, truncated", 2, 1, 0, le32(0)},
+      {"create of an array of 2^63 elements", 2, 14, 0,
+       le32(0) + lstr("") + le64('d') + le64(0) + le64(uint64_t(1) << 63) + le64(0) + le64(0) + le64(0) + lstr("")},
+      {"open, name length 2^64-1", 3, 0, 0, le64(huge)},
+      {"open, a token of no object", 3, 0, 0, lstr("mpxobj:999999999")},
+      {"hello_shm with garbage tokens", 1, 0, 0, lstr("not a token") + lstr("nor this") + lstr("boot")},
+      {"release of a missing object", 4, 0, id + 1000, ""},
+  };
+  if (id == 0) GTEST_LOG_(INFO) << "token " << tok << " is not mpxobj:<id>; the object cases use id 0";
+  uint64_t seq = 1;
+  for (const auto &r : reqs) {
+    SCOPED_TRACE(r.what);
+    auto raw = connect_to(addr, &kKey, &rc);
+    ASSERT_MPX_OK(rc);
+    std::string msg = le32(r.op) + le32(r.arg) + le64(r.obj) + le64(1000) + le64(seq++) + r.body;
+    ASSERT_MPX_OK(mpx_conn_send(raw.get(), msg.data(), msg.size()));
+    const auto reply = recv_vec(raw.get(), &rc, 3000);
+    EXPECT_NE(rc, MPX_ETIMEDOUT) << "neither an error reply nor a closed connection";
+    if (rc == MPX_OK && reply.size() >= 4) {
+      int32_t code;
+      std::memcpy(&code, reply.data(), 4);
+      EXPECT_LT(code, 0) << "a bad request succeeded";
+    }
+    EXPECT_EQ(dict_get(d.get(), "keep", &rc), "me");
+    EXPECT_EQ(dict_len(d.get()), 1u) << "the bad request changed the dict";
+  }
+  // Many bad requests on one connection; the server answers each or closes.
+  auto raw = connect_to(addr, &kKey, &rc);
+  ASSERT_MPX_OK(rc);
+  for (int i = 0; i < 50; ++i) {
+    std::string msg = le32(9000 + uint32_t(i)) + le32(0) + le64(id) + le64(0) + le64(seq++);
+    if (mpx_conn_send(raw.get(), msg.data(), msg.size()) != MPX_OK) break;
+    recv_vec(raw.get(), &rc, 3000);
+    if (rc != MPX_OK) break;
+  }
+  EXPECT_NE(rc, MPX_ETIMEDOUT);
+  EXPECT_EQ(dict_get(d.get(), "keep", &rc), "me");
+  EXPECT_MPX(MPX_ETIMEDOUT, mpx_manager_wait(m.get(), 0)) << "the server is alive";
+}
+
 TEST(ManagerMalformed, ASilentRawConnectionDoesNotDelayOthers) {
   int rc;
   auto m = start_manager(Start::InProcess, &rc, "", &kKey);
