@@ -34,6 +34,7 @@ want process && targets+=(bench_process bench_raw_fork)
 want queue && targets+=(bench_queue)
 want pipe && targets+=(bench_pipe)
 want pool && targets+=(bench_pool)
+want manager && targets+=(bench_manager)
 echo "=== building (preset $preset: ${targets[*]})"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j"$(nproc)" --target "${targets[@]}" >/dev/null
@@ -78,6 +79,12 @@ for part in queue pipe pool; do
   echo "=== Python: tests/bench/bench_$part.py ($("$python" --version 2>&1))"
   py tests/bench/bench_$part.py || status=1
 done
+
+if want manager; then
+  echo
+  echo "=== C API: tests/bench/bench_manager.cpp ($build/tests/bench/bench_manager ${quick[*]})"
+  "$build/tests/bench/bench_manager" "${quick[@]}" || status=1
+fi
 
 echo
 echo "=== done in $((SECONDS - start)) s$([ $status -eq 0 ] || echo '; SOME RESULTS WERE WRONG (see FAILED above)')"
