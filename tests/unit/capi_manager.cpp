@@ -241,8 +241,8 @@ TEST(ManagerStart, BadOptionsAreEinval) {
   EXPECT_MPX(MPX_EINVAL, mpx_manager_start(&m, &bad)) << "unknown start method";
   bad = o;
   bad.flags = MPX_MANAGER_IN_PROCESS;
-  bad.address = "not an address at all:::";
-  EXPECT_NE(mpx_manager_start(&m, &bad), MPX_OK);
+  bad.address = "127.0.0.1:99999";
+  EXPECT_NE(mpx_manager_start(&m, &bad), MPX_OK) << "a port out of range";
   EXPECT_EQ(m, nullptr);
 
   mpx_mclient_options co;
