@@ -206,25 +206,32 @@ MPX_API int mpx_mdict_clear(mpx_proxy *d);
 
 /* ---- list (negative indexes count from the end, as in Python) --------------------- */
 
+/** l.append(value). */
 MPX_API int mpx_mlist_append(mpx_proxy *l, const void *value, size_t len);
 /** Insert before index (clamped to the list, as Python's list.insert). */
 MPX_API int mpx_mlist_insert(mpx_proxy *l, int64_t index, const void *value, size_t len);
 /** MPX_ERANGE when index is out of range. */
 MPX_API int mpx_mlist_get(mpx_proxy *l, int64_t index, void **value, size_t *len);
+/** l[index] = value; MPX_ERANGE when index is out of range. */
 MPX_API int mpx_mlist_set(mpx_proxy *l, int64_t index, const void *value, size_t len);
 /** Remove l[index], giving it when value is not NULL. MPX_ERANGE when out of range. */
 MPX_API int mpx_mlist_pop(mpx_proxy *l, int64_t index, void **value, size_t *len);
+/** *count = len(l). */
 MPX_API int mpx_mlist_len(mpx_proxy *l, size_t *count);
+/** Reverse the list in place. */
 MPX_API int mpx_mlist_reverse(mpx_proxy *l);
 /** Sort the items by their bytes (memcmp order, shorter first on a tie). */
 MPX_API int mpx_mlist_sort(mpx_proxy *l);
+/** Remove every item. */
 MPX_API int mpx_mlist_clear(mpx_proxy *l);
 
 /* ---- queue and joinable queue ------------------------------------------------------- */
 
 /** Blocks while the queue holds maxsize items. */
 MPX_API int mpx_mqueue_put(mpx_proxy *q, const void *item, size_t len, int64_t timeout_ms);
+/** Take the oldest item (*item allocated; mpx_free). MPX_ETIMEDOUT when none came in time. */
 MPX_API int mpx_mqueue_get(mpx_proxy *q, void **item, size_t *len, int64_t timeout_ms);
+/** *count = the number of items queued now. */
 MPX_API int mpx_mqueue_qsize(mpx_proxy *q, size_t *count);
 /** Joinable queue: one item got earlier is done. MPX_EOVERFLOW when none is unfinished. */
 MPX_API int mpx_mqueue_task_done(mpx_proxy *q);
@@ -252,12 +259,16 @@ MPX_API int mpx_msem_value(mpx_proxy *s, int64_t *value);
 MPX_API int mpx_mcond_wait(mpx_proxy *cv, int64_t timeout_ms);
 /** Wake up to n waiters (the lock must be held). */
 MPX_API int mpx_mcond_notify(mpx_proxy *cv, size_t n);
+/** Wake every waiter (the lock must be held). */
 MPX_API int mpx_mcond_notify_all(mpx_proxy *cv);
 
 /* ---- event -------------------------------------------------------------------------- */
 
+/** Set the flag and wake every waiter. */
 MPX_API int mpx_mevent_set(mpx_proxy *e);
+/** Clear the flag. */
 MPX_API int mpx_mevent_clear(mpx_proxy *e);
+/** *is_set = 1 when the flag is set. */
 MPX_API int mpx_mevent_is_set(mpx_proxy *e, int *is_set);
 /** MPX_ETIMEDOUT when the event is still clear at the timeout. */
 MPX_API int mpx_mevent_wait(mpx_proxy *e, int64_t timeout_ms);
@@ -266,13 +277,16 @@ MPX_API int mpx_mevent_wait(mpx_proxy *e, int64_t timeout_ms);
 
 /** Wait for all parties; *index (may be NULL) = the arrival index, 0 .. parties-1. */
 MPX_API int mpx_mbarrier_wait(mpx_proxy *b, int64_t timeout_ms, int64_t *index);
+/** Break the barrier: current and future waiters get MPX_EBROKEN until reset. */
 MPX_API int mpx_mbarrier_abort(mpx_proxy *b);
+/** Return to the initial state; current waiters get MPX_EBROKEN. */
 MPX_API int mpx_mbarrier_reset(mpx_proxy *b);
 
 /* ---- typed value and array (elements in this machine's byte order) ----------------- */
 
 /** Copy the value out; size must be its element size. */
 MPX_API int mpx_mvalue_get(mpx_proxy *v, void *out, size_t size);
+/** Replace the value; size must be its element size. */
 MPX_API int mpx_mvalue_set(mpx_proxy *v, const void *in, size_t size);
 /** Atomically add *delta (of the value's type) and give the new value in *result (may be NULL). */
 MPX_API int mpx_mvalue_add(mpx_proxy *v, const void *delta, void *result, size_t size);
@@ -280,6 +294,7 @@ MPX_API int mpx_mvalue_add(mpx_proxy *v, const void *delta, void *result, size_t
 MPX_API int mpx_marray_len(mpx_proxy *a, size_t *length, size_t *itemsize);
 /** Copy count elements from index start into out (count x itemsize bytes). */
 MPX_API int mpx_marray_get(mpx_proxy *a, size_t start, size_t count, void *out);
+/** Copy count elements from in into the array from index start. MPX_ERANGE past the end. */
 MPX_API int mpx_marray_set(mpx_proxy *a, size_t start, size_t count, const void *in);
 
 #ifdef __cplusplus

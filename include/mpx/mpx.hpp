@@ -2587,6 +2587,336 @@ class Pool {
   handle_type h_;
 };
 
+// ==== managers =============================================================================
+
+namespace detail {
+/** Take bytes the library allocated into a std::string, and free them. */
+inline std::string take_bytes(void *p, size_t n) {
+  std::string s(static_cast<const char *>(p), n);
+  mpx_free(p);
+  return s;
+}
+}  // namespace detail
+
+/** Options of mpx::Manager (mpx_manager_options). */
+struct manager_options {
+  std::string address;        ///< empty: a fresh unix socket in a private directory
+  std::string_view authkey;   ///< empty: this process's authkey
+  uint32_t method = 0;        ///< MPX_START_* of the server process
+  bool in_process = false;    ///< serve from threads of this process instead
+  bool allow_remote = false;  ///< without an authkey, serve TCP clients off loopback too
+  std::string file;           ///< spawn: the server program (empty: "mpx-manager" on PATH)
+};
+
+/** A manager server this process started (Python's BaseManager.start / get_server). */
+class Manager {
+ public:
+  explicit Manager(const manager_options &o = {}) {
+    mpx_manager_options mo;
+    detail::check(mpx_manager_options_init(&mo, sizeof mo), "mpx::Manager");
+    mo.address = o.address.empty() ? nullptr : o.address.c_str();
+    if (!o.authkey.empty()) {
+      mo.authkey = o.authkey.data();
+      mo.authkey_len = o.authkey.size();
+    }
+    mo.method = o.method;
+    mo.flags = (o.in_process ? MPX_MANAGER_IN_PROCESS : 0u) | (o.allow_remote ? MPX_MANAGER_ALLOW_REMOTE : 0u);
+    mo.file = o.file.empty() ? nullptr : o.file.c_str();
+    mpx_manager *m = nullptr;
+    detail::check(mpx_manager_start(&m, &mo), "mpx::Manager");
+    h_ = detail::handle<mpx_manager, &mpx_manager_destroy>(m);
+  }
+  /** The address clients connect to. */
+  std::string address() const { return detail::get_string(&mpx_manager_address, h_.get(), "mpx::Manager::address"); }
+  /** The server's process id. */
+  int64_t pid() const {
+    int64_t p = 0;
+    detail::check(mpx_manager_pid(h_.get(), &p), "mpx::Manager::pid");
+    return p;
+  }
+  /** Wait until the server stopped (a client asked it to); false at the timeout. */
+  bool wait(timeout t = forever) {
+    const int rc = mpx_manager_wait(h_.get(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::Manager::wait");
+    return true;
+  }
+  /** Stop the server (a child still running at the timeout is killed). */
+  void shutdown(timeout t = std::chrono::seconds(1)) {
+    detail::check(mpx_manager_shutdown(h_.get(), t.count_ms()), "mpx::Manager::shutdown");
+  }
+  mpx_manager *native_handle() const noexcept { return h_.get(); }
+
+ private:
+  detail::handle<mpx_manager, &mpx_manager_destroy> h_;
+};
+
+/** A proxy: one object held by a manager. The typed proxies below derive from it. */
+class Proxy {
+ public:
+  Proxy(adopt_t, mpx_proxy *p) noexcept : h_(p) {}
+  /** The token another client of the same manager opens it by. */
+  std::string token() const { return detail::get_string(&mpx_proxy_token, h_.get(), "mpx::Proxy::token"); }
+  /** MPX_MOBJ_* */
+  int type() const {
+    int t = 0;
+    detail::check(mpx_proxy_type(h_.get(), &t), "mpx::Proxy::type");
+    return t;
+  }
+  mpx_proxy *native_handle() const noexcept { return h_.get(); }
+
+ protected:
+  detail::handle<mpx_proxy, &mpx_proxy_destroy> h_;
+};
+
+/** A managed dict (or namespace): string keys, byte values. */
+class ManagedDict : public Proxy {
+ public:
+  using Proxy::Proxy;
+  void set(std::string_view key, std::string_view value) {
+    detail::check(mpx_mdict_set(h_.get(), std::string(key).c_str(), value.data(), value.size()), "mpx::ManagedDict::set");
+  }
+  /** Insert unless present; false (and nothing changes) when the key exists. */
+  bool add(std::string_view key, std::string_view value) {
+    const int rc = mpx_mdict_add(h_.get(), std::string(key).c_str(), value.data(), value.size());
+    if (rc == MPX_EEXIST) return false;
+    detail::check(rc, "mpx::ManagedDict::add");
+    return true;
+  }
+  std::optional<std::string> get(std::string_view key) const {
+    void *p = nullptr;
+    size_t n = 0;
+    const int rc = mpx_mdict_get(h_.get(), std::string(key).c_str(), &p, &n);
+    if (rc == MPX_ENOENT) return std::nullopt;
+    detail::check(rc, "mpx::ManagedDict::get");
+    return detail::take_bytes(p, n);
+  }
+  std::optional<std::string> pop(std::string_view key) {
+    void *p = nullptr;
+    size_t n = 0;
+    const int rc = mpx_mdict_pop(h_.get(), std::string(key).c_str(), &p, &n);
+    if (rc == MPX_ENOENT) return std::nullopt;
+    detail::check(rc, "mpx::ManagedDict::pop");
+    return detail::take_bytes(p, n);
+  }
+  size_t size() const {
+    size_t n = 0;
+    detail::check(mpx_mdict_len(h_.get(), &n), "mpx::ManagedDict::size");
+    return n;
+  }
+  std::vector<std::string> keys() const {
+    char *p = nullptr;
+    size_t len = 0, count = 0;
+    detail::check(mpx_mdict_keys(h_.get(), &p, &len, &count), "mpx::ManagedDict::keys");
+    std::vector<std::string> out;
+    out.reserve(count);
+    for (size_t off = 0; off < len;) {
+      out.emplace_back(p + off);
+      off += out.back().size() + 1;
+    }
+    mpx_free(p);
+    return out;
+  }
+  void clear() { detail::check(mpx_mdict_clear(h_.get()), "mpx::ManagedDict::clear"); }
+};
+
+/** A managed list of byte strings (negative indexes count from the end). */
+class ManagedList : public Proxy {
+ public:
+  using Proxy::Proxy;
+  void append(std::string_view v) { detail::check(mpx_mlist_append(h_.get(), v.data(), v.size()), "mpx::ManagedList::append"); }
+  void insert(int64_t i, std::string_view v) {
+    detail::check(mpx_mlist_insert(h_.get(), i, v.data(), v.size()), "mpx::ManagedList::insert");
+  }
+  std::string at(int64_t i) const {
+    void *p = nullptr;
+    size_t n = 0;
+    detail::check(mpx_mlist_get(h_.get(), i, &p, &n), "mpx::ManagedList::at");
+    return detail::take_bytes(p, n);
+  }
+  void set(int64_t i, std::string_view v) { detail::check(mpx_mlist_set(h_.get(), i, v.data(), v.size()), "mpx::ManagedList::set"); }
+  std::string pop(int64_t i = -1) {
+    void *p = nullptr;
+    size_t n = 0;
+    detail::check(mpx_mlist_pop(h_.get(), i, &p, &n), "mpx::ManagedList::pop");
+    return detail::take_bytes(p, n);
+  }
+  size_t size() const {
+    size_t n = 0;
+    detail::check(mpx_mlist_len(h_.get(), &n), "mpx::ManagedList::size");
+    return n;
+  }
+  void reverse() { detail::check(mpx_mlist_reverse(h_.get()), "mpx::ManagedList::reverse"); }
+  void sort() { detail::check(mpx_mlist_sort(h_.get()), "mpx::ManagedList::sort"); }
+  void clear() { detail::check(mpx_mlist_clear(h_.get()), "mpx::ManagedList::clear"); }
+};
+
+/** A managed queue (or joinable queue) of byte strings. */
+class ManagedQueue : public Proxy {
+ public:
+  using Proxy::Proxy;
+  /** false when it stayed full until the timeout. */
+  bool put(std::string_view item, timeout t = forever) {
+    const int rc = mpx_mqueue_put(h_.get(), item.data(), item.size(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::ManagedQueue::put");
+    return true;
+  }
+  /** nullopt when none came before the timeout. */
+  std::optional<std::string> get(timeout t = forever) {
+    void *p = nullptr;
+    size_t n = 0;
+    const int rc = mpx_mqueue_get(h_.get(), &p, &n, t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return std::nullopt;
+    detail::check(rc, "mpx::ManagedQueue::get");
+    return detail::take_bytes(p, n);
+  }
+  size_t size() const {
+    size_t n = 0;
+    detail::check(mpx_mqueue_qsize(h_.get(), &n), "mpx::ManagedQueue::size");
+    return n;
+  }
+  void task_done() { detail::check(mpx_mqueue_task_done(h_.get()), "mpx::ManagedQueue::task_done"); }
+  bool join(timeout t = forever) {
+    const int rc = mpx_mqueue_join(h_.get(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::ManagedQueue::join");
+    return true;
+  }
+};
+
+/**
+ * A managed lock, rlock or semaphore (Lockable: works with std::lock_guard). lock() throws
+ * mpx::owner_dead_error when the previous owner disconnected holding it (the lock is then held).
+ */
+class ManagedLock : public Proxy {
+ public:
+  using Proxy::Proxy;
+  void lock() { detail::check(mpx_mlock_acquire(h_.get(), -1), "mpx::ManagedLock::lock"); }
+  bool try_lock(timeout t = try_once) {
+    const int rc = mpx_mlock_acquire(h_.get(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::ManagedLock::try_lock");
+    return true;
+  }
+  void unlock() { detail::check(mpx_mlock_release(h_.get()), "mpx::ManagedLock::unlock"); }
+};
+
+/** A managed event. */
+class ManagedEvent : public Proxy {
+ public:
+  using Proxy::Proxy;
+  void set() { detail::check(mpx_mevent_set(h_.get()), "mpx::ManagedEvent::set"); }
+  void clear() { detail::check(mpx_mevent_clear(h_.get()), "mpx::ManagedEvent::clear"); }
+  bool is_set() const {
+    int v = 0;
+    detail::check(mpx_mevent_is_set(h_.get(), &v), "mpx::ManagedEvent::is_set");
+    return v != 0;
+  }
+  bool wait(timeout t = forever) {
+    const int rc = mpx_mevent_wait(h_.get(), t.count_ms());
+    if (rc == MPX_ETIMEDOUT) return false;
+    detail::check(rc, "mpx::ManagedEvent::wait");
+    return true;
+  }
+};
+
+/** A managed typed value. */
+template <element T>
+class ManagedValue : public Proxy {
+ public:
+  using Proxy::Proxy;
+  T get() const {
+    T v{};
+    detail::check(mpx_mvalue_get(h_.get(), &v, sizeof v), "mpx::ManagedValue::get");
+    return v;
+  }
+  void set(T v) { detail::check(mpx_mvalue_set(h_.get(), &v, sizeof v), "mpx::ManagedValue::set"); }
+  /** Atomically add delta; the new value. */
+  T add(T delta) {
+    T r{};
+    detail::check(mpx_mvalue_add(h_.get(), &delta, &r, sizeof r), "mpx::ManagedValue::add");
+    return r;
+  }
+};
+
+/** A connection to a manager: it makes and opens the objects the proxies above stand for. */
+class ManagerClient {
+ public:
+  explicit ManagerClient(const std::string &address, std::string_view authkey = {}, bool socket_only = false) {
+    mpx_mclient_options o;
+    detail::check(mpx_mclient_options_init(&o, sizeof o), "mpx::ManagerClient");
+    if (!authkey.empty()) {
+      o.authkey = authkey.data();
+      o.authkey_len = authkey.size();
+    }
+    o.flags = socket_only ? MPX_MCLIENT_SOCKET_ONLY : 0u;
+    mpx_mclient *c = nullptr;
+    detail::check(mpx_manager_connect(&c, address.c_str(), &o), "mpx::ManagerClient");
+    h_ = detail::handle<mpx_mclient, &mpx_mclient_destroy>(c);
+  }
+  /** Named objects are shared by name: the first client creates, the others open. */
+  ManagedDict dict(std::string_view name = {}) { return make<ManagedDict>(MPX_MOBJ_DICT, name); }
+  ManagedList list(std::string_view name = {}) { return make<ManagedList>(MPX_MOBJ_LIST, name); }
+  ManagedQueue queue(std::string_view name = {}, uint64_t maxsize = 0, bool joinable = false) {
+    mpx_mobj_options o = options(name);
+    o.maxsize = maxsize;
+    return create<ManagedQueue>(joinable ? MPX_MOBJ_JOINABLE_QUEUE : MPX_MOBJ_QUEUE, o);
+  }
+  ManagedLock lock(std::string_view name = {}) { return make<ManagedLock>(MPX_MOBJ_LOCK, name); }
+  ManagedLock rlock(std::string_view name = {}) { return make<ManagedLock>(MPX_MOBJ_RLOCK, name); }
+  ManagedEvent event(std::string_view name = {}) { return make<ManagedEvent>(MPX_MOBJ_EVENT, name); }
+  template <element T>
+  ManagedValue<T> value(std::string_view name = {}, T initial = T{}) {
+    mpx_mobj_options o = options(name);
+    o.typecode = typecode_v<T>;
+    o.data = &initial;
+    o.data_len = sizeof initial;
+    return create<ManagedValue<T>>(MPX_MOBJ_VALUE, o);
+  }
+  /** A proxy for the object a name or token names. */
+  template <class P = Proxy>
+  P open(const std::string &name_or_token) {
+    mpx_proxy *p = nullptr;
+    detail::check(mpx_proxy_open(h_.get(), name_or_token.c_str(), &p), "mpx::ManagerClient::open");
+    return P(adopt, p);
+  }
+  /** true when requests travel through shared memory. */
+  bool shm() const {
+    int v = 0;
+    detail::check(mpx_mclient_shm(h_.get(), &v), "mpx::ManagerClient::shm");
+    return v != 0;
+  }
+  /** Ask the server to stop. */
+  void shutdown_server() { detail::check(mpx_mclient_shutdown(h_.get()), "mpx::ManagerClient::shutdown_server"); }
+  mpx_mclient *native_handle() const noexcept { return h_.get(); }
+
+ private:
+  mpx_mobj_options options(std::string_view name) {
+    mpx_mobj_options o;
+    detail::check(mpx_mobj_options_init(&o, sizeof o), "mpx::ManagerClient");
+    name_ = std::string(name);
+    if (!name_.empty()) {
+      o.name = name_.c_str();
+      o.flags = MPX_MOBJ_OPEN_EXISTING;
+    }
+    return o;
+  }
+  template <class P>
+  P make(int type, std::string_view name) {
+    mpx_mobj_options o = options(name);
+    return create<P>(type, o);
+  }
+  template <class P>
+  P create(int type, const mpx_mobj_options &o) {
+    mpx_proxy *p = nullptr;
+    detail::check(mpx_proxy_create(h_.get(), type, &o, &p), "mpx::ManagerClient::create");
+    return P(adopt, p);
+  }
+  detail::handle<mpx_mclient, &mpx_mclient_destroy> h_;
+  std::string name_;
+};
+
 }  // namespace mpx
 
 #endif /* MPX_MPX_HPP */

@@ -107,7 +107,7 @@ ThreadRecord *register_thread() noexcept {
 }
 
 Status bad_handle(const void *h, HandleType want) noexcept {
-  static const char *const names[] = {"?", "segment", "lock", "semaphore", "event", "condition", "barrier", "array", "process", "conn", "queue", "pool", "job", "worker", "listener"};
+  static const char *const names[] = {"?", "segment", "lock", "semaphore", "event", "condition", "barrier", "array", "process", "conn", "queue", "pool", "job", "worker", "listener", "manager", "mclient", "proxy"};
   const unsigned t = unsigned(want) < sizeof names / sizeof *names ? unsigned(want) : 0;
   return fail(MPX_EBADHANDLE, "{} is not a live mpx_{} handle (destroyed, of another type, or never issued)", h,
               names[t]);

@@ -16,7 +16,7 @@
 
 namespace mpx {
 
-enum class HandleType : uint8_t { segment = 1, lock, semaphore, event, condition, barrier, array, process, connection, queue, pool, job, worker, listener };
+enum class HandleType : uint8_t { segment = 1, lock, semaphore, event, condition, barrier, array, process, connection, queue, pool, job, worker, listener, manager, mclient, proxy };
 
 class Object {
  public:
