@@ -3,6 +3,7 @@ manager servers from Python. Every object type through real processes: dicts, na
 lists, queues (timeouts, maxsize, joinable), locks (owner death), semaphores, conditions,
 events, barriers, values and arrays; names and tokens; wrong keys; server death and shutdown."""
 
+import multiprocessing
 import os
 import queue
 import signal
@@ -419,7 +420,8 @@ class ServerLifeTest(TestCase):
 
     def test_wrong_key_is_an_authentication_error(self):
         with nm.start(authkey=KEY) as s:
-            with self.assertRaises(mpx.AuthenticationError):
+            # multiprocessing.AuthenticationError, as Python's own manager raises
+            with self.assertRaises(multiprocessing.AuthenticationError):
                 nm.connect(s.address, b"wrong key")
             with nm.connect(s.address, KEY) as c:
                 self.assertTrue(c.shm)
