@@ -45,6 +45,7 @@ const Transport kTransports[] = {
 };
 
 std::string transport_name(const ::testing::TestParamInfo<Transport> &i) { return i.param.name; }
+void PrintTo(const Transport &t, std::ostream *os) { *os << t.name; }
 
 class ManagerObjects : public ::testing::TestWithParam<Transport> {
  protected:
