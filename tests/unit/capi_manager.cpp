@@ -535,6 +535,40 @@ TEST_P(ManagerObjects, QueueGetBlockedInAThreadIsWokenByAPutFromAnotherProcess) 
   EXPECT_TRUE(putter.wait(10s).ok()) << putter.status().describe();
 }
 
+// Scenario 50 through a manager: INT64_MAX (and deadlines whose ns overflow) and any negative
+// timeout block until woken; none wraps into an immediate timeout.
+TEST_P(ManagerObjects, HugeAndNegativeTimeoutsBlockUntilWoken) {
+  auto q = make(MPX_MOBJ_QUEUE);
+  auto e = make(MPX_MOBJ_EVENT);
+  ASSERT_TRUE(q && e);
+  int rc;
+  auto c2 = client(&rc);
+  ASSERT_MPX_OK(rc);
+  auto q2 = mopen(c2.get(), proxy_token(q.get()), &rc);
+  auto e2 = mopen(c2.get(), proxy_token(e.get()), &rc);
+  ASSERT_TRUE(q2 && e2);
+  for (int64_t t : {INT64_MAX, int64_t(9223372036855LL), int64_t(-1), INT64_MIN}) {
+    SCOPED_TRACE("timeout " + std::to_string(t));
+    std::atomic<int> got{INT32_MIN}, waited{INT32_MIN};
+    std::thread getter([&] {
+      int r;
+      queue_get(q2.get(), &r, t);
+      got = r;
+      waited = mpx_mevent_wait(e2.get(), t);
+    });
+    sleep_ms(100);
+    EXPECT_EQ(got.load(), INT32_MIN) << "returned at once";
+    ASSERT_MPX_OK(queue_put(q.get(), "wake"));
+    sleep_ms(100);
+    EXPECT_EQ(waited.load(), INT32_MIN) << "the event wait returned at once";
+    ASSERT_MPX_OK(mpx_mevent_set(e.get()));
+    getter.join();
+    EXPECT_MPX_OK(got.load());
+    EXPECT_MPX_OK(waited.load());
+    ASSERT_MPX_OK(mpx_mevent_clear(e.get()));
+  }
+}
+
 TEST_P(ManagerObjects, JoinableQueueTaskDoneAndJoin) {
   auto q = make(MPX_MOBJ_JOINABLE_QUEUE);
   ASSERT_TRUE(q);

@@ -72,12 +72,34 @@ std::vector<std::string> pythons() {
   return out;
 }
 
+// Under AddressSanitizer the library needs the ASan runtime loaded first: Python gets it preloaded.
+std::string asan_runtime() {
+#if defined(__SANITIZE_ADDRESS__)
+  FILE *p = popen("gcc -print-file-name=libasan.so 2>/dev/null", "r");
+  char buf[512] = "";
+  if (p) {
+    if (!fgets(buf, sizeof buf, p)) buf[0] = 0;
+    pclose(p);
+  }
+  std::string s(buf);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+#else
+  return std::string();
+#endif
+}
+
 ExitStatus run_program(const std::string &file, const std::vector<std::string> &args, bool python = false) {
+  static const std::string asan = asan_runtime();
   Child c = Child::fork([&]() -> int {
     if (python) {
       const std::string pp = std::string(MPX_TEST_SOURCE_DIR) + "/bindings/python";
       setenv("PYTHONPATH", pp.c_str(), 1);
       setenv("MPX_LIBRARY", MPX_TEST_LIBRARY, 1);
+      if (!asan.empty()) {
+        setenv("LD_PRELOAD", asan.c_str(), 1);
+        setenv("ASAN_OPTIONS", "detect_leaks=0", 1);  // the interpreter's own allocations
+      }
     }
     std::vector<char *> argv{const_cast<char *>(file.c_str())};
     for (const auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
