@@ -1274,6 +1274,114 @@ TEST_P(ManagerObjects, ProducersAndConsumersDeliverEveryItemExactlyOnce) {
   EXPECT_EQ(left, 0u);
 }
 
+// ---- waiters killed before their wait ends ----------------------------------------------------
+
+// A child client blocks in `block` (a get, an acquire) and is SIGKILLed; right after, this
+// process makes the object ready (a put, a release). What it made ready must go to a live
+// client: another client's call gets it within about a second; nothing goes to the dead one.
+// (Found failing on 2026-11-23 for the queue and the semaphore: the server's wait hands the
+// item or permit to the session of a client already gone, which it notices only up to one
+// 100 ms slice later.)
+void waiter_killed_then_woken(const std::string &addr, uint32_t flags, mpx_proxy *p,
+                              const std::function<int(mpx_proxy *)> &block, const std::function<int()> &wake,
+                              const std::function<int(mpx_proxy *)> &take, int expected_take = MPX_OK) {
+  const std::string tok = proxy_token(p);
+  Rendezvous connected;
+  Child victim = Child::fork([&] {
+    int r;
+    auto c = mconnect(addr, &r, flags, &kKey);
+    CHILD_MPX_OK(r);
+    auto pp = mopen(c.get(), tok, &r);
+    CHILD_MPX_OK(r);
+    connected.notify();
+    block(pp.get());
+    return 1;
+  });
+  ASSERT_TRUE(connected.wait());
+  sleep_ms(200);  // no signal tells that the child's call reached the server
+  victim.kill_and_wait(SIGKILL);
+  ASSERT_MPX_OK(wake());
+  int rc;
+  auto c2 = mconnect(addr, &rc, flags, &kKey);
+  ASSERT_MPX_OK(rc);
+  auto p2 = mopen(c2.get(), tok, &rc);
+  ASSERT_MPX_OK(rc);
+  Stopwatch sw;
+  const int got = take(p2.get());
+  if (expected_take == MPX_EOWNERDEAD) {
+    EXPECT_MPX_EITHER(MPX_OK, MPX_EOWNERDEAD, got) << "went to the dead client instead";
+  } else {
+    EXPECT_MPX(expected_take, got) << "went to the dead client instead";
+  }
+  EXPECT_LT(sw.ms(), 1100);
+}
+
+TEST_P(ManagerObjects, AnItemPutRightAfterAWaitingGetterDiedGoesToALiveOne) {
+  auto q = make(MPX_MOBJ_QUEUE);
+  ASSERT_TRUE(q);
+  waiter_killed_then_woken(
+      addr_, GetParam().client_flags, q.get(),
+      [](mpx_proxy *p) {
+        int r;
+        queue_get(p, &r, -1);
+        return r;
+      },
+      [&] { return queue_put(q.get(), "for the living"); },
+      [](mpx_proxy *p) {
+        int r;
+        const std::string got = queue_get(p, &r, 1000);
+        return r == MPX_OK && got != "for the living" ? -1000 : r;
+      });
+}
+
+TEST_P(ManagerObjects, APermitReleasedRightAfterAWaitingAcquirerDiedIsNotLost) {
+  auto o = mobj_options();
+  o.initial = 0;
+  auto s = make(MPX_MOBJ_SEMAPHORE, &o);
+  ASSERT_TRUE(s);
+  waiter_killed_then_woken(
+      addr_, GetParam().client_flags, s.get(), [](mpx_proxy *p) { return mpx_mlock_acquire(p, -1); },
+      [&] { return mpx_mlock_release(s.get()); }, [](mpx_proxy *p) { return mpx_mlock_acquire(p, 1000); });
+}
+
+TEST_P(ManagerObjects, ALockReleasedRightAfterAWaitingAcquirerDiedIsAcquirable) {
+  auto lk = make(MPX_MOBJ_LOCK);
+  ASSERT_TRUE(lk);
+  ASSERT_MPX_OK(mpx_mlock_acquire(lk.get(), 0));
+  // MPX_EOWNERDEAD is allowed: the dead client may have been given the lock before it was seen gone.
+  waiter_killed_then_woken(
+      addr_, GetParam().client_flags, lk.get(), [](mpx_proxy *p) { return mpx_mlock_acquire(p, -1); },
+      [&] { return mpx_mlock_release(lk.get()); }, [](mpx_proxy *p) { return mpx_mlock_acquire(p, 1000); },
+      MPX_EOWNERDEAD);
+}
+
+TEST_P(ManagerObjects, AConditionWaiterKilledInsideWaitLeavesTheLockFree) {
+  auto cv = make(MPX_MOBJ_CONDITION);
+  ASSERT_TRUE(cv);
+  // The victim waits (its lock released); killed, then notified: the lock must stay free.
+  waiter_killed_then_woken(
+      addr_, GetParam().client_flags, cv.get(),
+      [](mpx_proxy *p) {
+        if (mpx_mlock_acquire(p, 5000) != MPX_OK) return -1;
+        return mpx_mcond_wait(p, -1);
+      },
+      [&] {
+        Stopwatch sw;
+        int rc = mpx_mlock_acquire(cv.get(), 1000);
+        if (rc != MPX_OK) return rc;
+        rc = mpx_mcond_notify_all(cv.get());
+        const int rel = mpx_mlock_release(cv.get());
+        EXPECT_LT(sw.ms(), 200) << "notify with a dead waiter was slow";
+        return rc != MPX_OK ? rc : rel;
+      },
+      [](mpx_proxy *p) {
+        const int rc = mpx_mlock_acquire(p, 1000);
+        if (rc == MPX_OK || rc == MPX_EOWNERDEAD) mpx_mlock_release(p);
+        return rc;
+      },
+      MPX_EOWNERDEAD);
+}
+
 // ---- scenario 45: clients that die, and malformed requests ------------------------------------
 
 // A child client takes the lock `name` (of `type`) at `depth` and is killed (or disconnects)
