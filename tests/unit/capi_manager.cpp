@@ -1274,6 +1274,41 @@ TEST_P(ManagerObjects, ProducersAndConsumersDeliverEveryItemExactlyOnce) {
   EXPECT_EQ(left, 0u);
 }
 
+// Scenario 50: a forked child must not use its parent's client (it would share the parent's
+// socket and queues, and steal its replies): MPX_EFORKED; a client of its own works, and the
+// parent's connection is unharmed.
+TEST_P(ManagerObjects, AForkedChildCannotUseItsParentsClient) {
+  auto d = make(MPX_MOBJ_DICT);
+  auto q = make(MPX_MOBJ_QUEUE);
+  ASSERT_TRUE(d && q);
+  ASSERT_MPX_OK(dict_set(d.get(), "k", "parent"));
+  mpx_proxy *pd = d.get(), *pq = q.get();
+  mpx_mclient *pc = c_.get();
+  const std::string tok = proxy_token(d.get());
+  auto st = run_in_child([&] {
+    CHILD_MPX(MPX_EFORKED, dict_set(pd, "k", "child"));
+    int r;
+    queue_get(pq, &r, 0);
+    CHILD_MPX(MPX_EFORKED, r);
+    int shm;
+    CHILD_MPX(MPX_EFORKED, mpx_mclient_shm(pc, &shm));
+    mpx_proxy *p = nullptr;
+    CHILD_MPX(MPX_EFORKED, mpx_proxy_create(pc, MPX_MOBJ_LIST, nullptr, &p));
+    auto own = client(&r);
+    CHILD_MPX_OK(r);
+    auto dd = mopen(own.get(), tok, &r);
+    CHILD_MPX_OK(r);
+    CHILD_MPX_OK(dict_set(dd.get(), "own", "client"));
+    return 0;
+  });
+  EXPECT_TRUE(st.ok()) << st.describe();
+  int rc;
+  EXPECT_EQ(dict_get(d.get(), "k", &rc), "parent");
+  EXPECT_EQ(dict_get(d.get(), "own", &rc), "client");
+  ASSERT_MPX_OK(queue_put(q.get(), "x"));
+  EXPECT_EQ(queue_get(q.get(), &rc, 1000), "x") << "the parent's connection still works";
+}
+
 // ---- waiters killed before their wait ends ----------------------------------------------------
 
 // A child client blocks in `block` (a get, an acquire) and is SIGKILLed; right after, this
