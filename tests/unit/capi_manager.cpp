@@ -1274,6 +1274,30 @@ TEST_P(ManagerObjects, ProducersAndConsumersDeliverEveryItemExactlyOnce) {
   EXPECT_EQ(left, 0u);
 }
 
+// One client shared by several threads: calls are serialised, every reply reaches its caller.
+TEST_P(ManagerObjects, ThreadsSharingOneClientEachGetTheirOwnReplies) {
+  auto d = make(MPX_MOBJ_DICT);
+  auto l = make(MPX_MOBJ_LIST);
+  ASSERT_TRUE(d && l);
+  constexpr int kThreads = 4, kIters = 200;
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> ts;
+  for (int t = 0; t < kThreads; ++t) {
+    ts.emplace_back([&, t] {
+      for (int i = 0; i < kIters; ++i) {
+        const std::string key = "t" + std::to_string(t), val = std::to_string(i);
+        if (dict_set(d.get(), key, val) != MPX_OK) wrong++;
+        int r;
+        if (dict_get(d.get(), key, &r) != val) wrong++;
+        if (list_append(l.get(), key) != MPX_OK) wrong++;
+      }
+    });
+  }
+  for (auto &t : ts) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(list_len(l.get()), size_t(kThreads * kIters));
+}
+
 // Scenario 50: a forked child must not use its parent's client (it would share the parent's
 // socket and queues, and steal its replies): MPX_EFORKED; a client of its own works, and the
 // parent's connection is unharmed.

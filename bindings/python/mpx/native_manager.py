@@ -19,6 +19,8 @@ strings; values and items are bytes (``str`` is accepted and sent as UTF-8)::
 Anonymous objects (name=None) live while some proxy refers to them; pass ``proxy.token`` to
 another client, which opens it with ``client.open(token)``. A named object lives until the
 server stops. A server that dies makes every call raise ``EOFError`` (mpx.MpxEOFError).
+One client's calls are serialised: a thread blocked in ``q.get()`` holds up the other threads
+that use the same client, so give each thread that blocks a client of its own (``connect``).
 Only this module knows the manager's C prototypes (bound on first use).
 """
 
