@@ -72,7 +72,7 @@ int main(void) {
   void *v;
   int count = 0;
 
-  CHECK(mpx_manager_start(&m, NULL)); /* a server process on a fresh unix socket */
+  CHECK(mpx_manager_start(&m, NULL)); /* a server process on a fresh abstract unix socket */
   CHECK(mpx_manager_address(m, address, &len));
   CHECK(mpx_manager_connect(&c, address, NULL));
   CHECK(open_named(c, MPX_MOBJ_DICT, "results", &d));

@@ -14,7 +14,7 @@
 int main() {
   mpx::manager_options options;
   options.authkey = "secret";
-  mpx::Manager server(options);  // a server process on a fresh unix socket
+  mpx::Manager server(options);  // a server process on a fresh abstract unix socket
   const std::string address = server.address();
 
   // A forked child: it connects by address and key, like any other process would.

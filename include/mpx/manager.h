@@ -71,7 +71,7 @@ typedef struct mpx_proxy mpx_proxy;     /* one object held by a manager */
 typedef struct mpx_manager_options {
   uint32_t size;          /**< sizeof(mpx_manager_options) */
   uint32_t flags;         /**< MPX_MANAGER_IN_PROCESS | MPX_MANAGER_ALLOW_REMOTE */
-  const char *address;    /**< as mpx/listener.h; NULL: a fresh unix socket in a private directory */
+  const char *address;    /**< as mpx/listener.h; NULL: a fresh abstract unix socket ("@mpx-manager-...") */
   const void *authkey;    /**< NULL: this process's authkey (mpx_authkey) */
   size_t authkey_len;     /**< its length (not 0 when authkey is set) */
   uint32_t method;        /**< MPX_START_* for the server process; 0: the default */

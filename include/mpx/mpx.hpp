@@ -2600,7 +2600,7 @@ inline std::string take_bytes(void *p, size_t n) {
 
 /** Options of mpx::Manager (mpx_manager_options). */
 struct manager_options {
-  std::string address;        ///< empty: a fresh unix socket in a private directory
+  std::string address;        ///< empty: a fresh abstract unix socket
   std::string_view authkey;   ///< empty: this process's authkey
   uint32_t method = 0;        ///< MPX_START_* of the server process
   bool in_process = false;    ///< serve from threads of this process instead

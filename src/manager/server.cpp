@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "manager/protocol.hpp"
+#include "platform/process.hpp"
 #include "mpx/connection.h"
 #include "mpx/manager.h"
 #include "mpx/queue.h"
@@ -121,7 +122,7 @@ class Session {
   std::mutex qmu_;            // req_ between hello_shm and interrupt
   mpx_queue *req_ = nullptr;  // shared-memory path: requests in, replies out
   mpx_queue *rep_ = nullptr;
-  std::vector<std::shared_ptr<MObj>> held_;  // locks this client acquired
+  std::unordered_map<MObj *, std::shared_ptr<MObj>> held_;  // locks this client acquired
   std::atomic<bool> done_{false};
 };
 
@@ -136,19 +137,32 @@ template <typename Ready>
 Status Session::wait(MObj &o, std::unique_lock<std::mutex> &lk, int64_t timeout_ms, Ready ready) {
   const auto deadline = timeout_ms < 0 ? Clock::time_point::max()
                                        : Clock::now() + std::chrono::milliseconds(std::min<int64_t>(timeout_ms, INT64_MAX / 2000000));
-  while (!ready()) {
+  bool slept = false;
+  for (;;) {
+    if (ready()) {
+      if (!slept) return MPX_OK;
+      // What woke us must go to a live client: a client that died while waiting must not
+      // take the item, the count or the lock (it would be lost with the reply).
+      lk.unlock();
+      const bool g = gone();
+      lk.lock();
+      if (g) return fail(MPX_EOF, "the client disconnected");
+      if (ready()) return MPX_OK;
+      slept = false;
+      continue;
+    }
     if (server_.stopping()) return fail(MPX_ECLOSED, "the manager is shutting down");
     const auto now = Clock::now();
     if (timeout_ms == 0 || now >= deadline) return fail(MPX_ETIMEDOUT, "timed out");
     const auto left = deadline - now;
     o.cv.wait_for(lk, left < kSlice ? std::chrono::duration_cast<Clock::duration>(left) : Clock::duration(kSlice));
-    if (ready()) break;
+    slept = true;
+    if (ready()) continue;
     lk.unlock();
     const bool g = gone();
     lk.lock();
     if (g) return fail(MPX_EOF, "the client disconnected");
   }
-  return MPX_OK;
 }
 
 // ---- locks, conditions, barriers ---------------------------------------------------------
@@ -179,7 +193,7 @@ Status Session::acquire(MObj &o, int64_t timeout_ms) {
       --o.count;
       return MPX_OK;
   }
-  held_.push_back(o.shared_from_this());
+  held_.try_emplace(&o, o.shared_from_this());
   if (o.owner_died) {
     o.owner_died = false;
     return fail(MPX_EOWNERDEAD, "acquired; its previous owner disconnected holding it");
@@ -192,12 +206,14 @@ Status Session::release(MObj &o) {
   switch (o.type) {
     case MPX_MOBJ_LOCK:
       if (o.depth == 0) return fail(MPX_EPERM, "release of an unlocked lock");
+      if (o.owner == id_) held_.erase(&o);
       o.depth = 0;
       o.owner = 0;
       break;
     case MPX_MOBJ_RLOCK:
       if (o.depth == 0 || o.owner != id_) return fail(MPX_EPERM, "cannot release an rlock this client does not own");
       if (--o.depth > 0) return MPX_OK;
+      held_.erase(&o);
       o.owner = 0;
       break;
     case MPX_MOBJ_BOUNDED_SEMAPHORE:
@@ -235,7 +251,15 @@ Status Session::cond_wait(MObj &c, int64_t timeout_ms) {
   {
     std::unique_lock lk(c.mu);
     st = wait(c, lk, timeout_ms, [&] { return w.notified; });
-    if (!w.notified) c.waiters.remove(&w);
+    if (!w.notified) {
+      c.waiters.remove(&w);
+    } else if (st != MPX_OK) {  // notified, but this client is gone: pass the notification on
+      if (!c.waiters.empty()) {  // the list holds only waiters not yet notified
+        c.waiters.front()->notified = true;
+        c.waiters.pop_front();
+        c.cv.notify_all();
+      }
+    }
   }
   if (st != MPX_OK && st != MPX_ETIMEDOUT) return st;  // the client is gone or the server stops
   std::unique_lock lk(l.mu);
@@ -735,7 +759,7 @@ void Session::run() {
 }
 
 void Session::cleanup() {
-  for (auto &o : held_) {
+  for (auto &[p, o] : held_) {
     std::lock_guard lk(o->mu);
     if (o->depth > 0 && o->owner == id_) {
       o->depth = 0;
@@ -758,11 +782,11 @@ Server::~Server() { stop(); }
 Status Server::start(const ServerConfig &cfg) {
   std::string address = cfg.address;
   if (address.empty()) {
-    const char *tmp = std::getenv("TMPDIR");
-    std::string templ = fmt::format("{}/mpx-manager-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!::mkdtemp(templ.data())) return fail_errno("mkdtemp");
-    socket_dir_ = templ;
-    address = templ + "/socket";
+    // An abstract socket: nothing on the file system to leave behind, even if the server is
+    // killed. Any local user may connect to it, and must then pass the authkey handshake.
+    uint64_t r = 0;
+    platform::random_bytes(&r, sizeof r);
+    address = fmt::format("@mpx-manager-{}-{:016x}", ::getpid(), r);
   }
   mpx_listener_options lo;
   mpx_listener_options_init(&lo, sizeof lo);
@@ -773,11 +797,7 @@ Status Server::start(const ServerConfig &cfg) {
   if (cfg.allow_remote) lo.flags |= MPX_LISTENER_ALLOW_REMOTE;
   lo.max_message = kMaxMessage;
   mpx_listener *l = nullptr;
-  if (Status s = Status(mpx_listener_create(&l, address.c_str(), &lo)); s != MPX_OK) {
-    if (!socket_dir_.empty()) ::rmdir(socket_dir_.c_str());
-    socket_dir_.clear();
-    return s;
-  }
+  if (Status s = Status(mpx_listener_create(&l, address.c_str(), &lo)); s != MPX_OK) return s;
   char buf[512];
   size_t len = sizeof buf;
   mpx_listener_address(l, buf, &len);
@@ -821,7 +841,6 @@ void Server::teardown() {
   stop_.store(true, std::memory_order_release);
   mpx_listener_destroy(static_cast<mpx_listener *>(listener_));
   listener_ = nullptr;
-  if (!socket_dir_.empty()) ::rmdir(socket_dir_.c_str());
   std::list<SessionRec> sessions;
   {
     std::lock_guard lk(mu_);

@@ -28,7 +28,7 @@ struct MObj;
 class Session;
 
 struct ServerConfig {
-  std::string address;   // empty: a fresh unix socket
+  std::string address;   // empty: a fresh abstract unix socket
   std::string authkey;   // empty: none (local clients only, unless allow_remote)
   bool allow_remote = false;
 };
@@ -65,7 +65,6 @@ class Server {
   std::string address_;
   std::atomic<bool> stop_{false};
   void *listener_ = nullptr;  // mpx_listener *
-  std::string socket_dir_;    // the private directory of a default unix socket
   std::thread accept_thread_;
 
   std::mutex mu_;  // the tables and the session list
