@@ -556,10 +556,10 @@ TEST_P(ManagerObjects, HugeAndNegativeTimeoutsBlockUntilWoken) {
       got = r;
       waited = mpx_mevent_wait(e2.get(), t);
     });
-    sleep_ms(100);
+    sleep_ms(50);
     EXPECT_EQ(got.load(), INT32_MIN) << "returned at once";
     ASSERT_MPX_OK(queue_put(q.get(), "wake"));
-    sleep_ms(100);
+    sleep_ms(50);
     EXPECT_EQ(waited.load(), INT32_MIN) << "the event wait returned at once";
     ASSERT_MPX_OK(mpx_mevent_set(e.get()));
     getter.join();
