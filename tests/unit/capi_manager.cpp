@@ -1338,9 +1338,8 @@ TEST_P(ManagerObjects, AForkedChildCannotUseItsParentsClient) {
 // A child client blocks in `block` (a get, an acquire) and is SIGKILLed; right after, this
 // process makes the object ready (a put, a release). What it made ready must go to a live
 // client: another client's call gets it within about a second; nothing goes to the dead one.
-// (Found failing on 2026-11-23 for the queue and the semaphore: the server's wait hands the
-// item or permit to the session of a client already gone, which it notices only up to one
-// 100 ms slice later.)
+// (The queue and semaphore cases failed before 1d05501: the server's wait handed the item or
+// permit to the session of a client already gone, noticed only up to one 100 ms slice later.)
 void waiter_killed_then_woken(const std::string &addr, uint32_t flags, mpx_proxy *p,
                               const std::function<int(mpx_proxy *)> &block, const std::function<int()> &wake,
                               const std::function<int(mpx_proxy *)> &take, int expected_take = MPX_OK) {
