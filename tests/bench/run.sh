@@ -34,7 +34,7 @@ want process && targets+=(bench_process bench_raw_fork)
 want queue && targets+=(bench_queue)
 want pipe && targets+=(bench_pipe)
 want pool && targets+=(bench_pool)
-# manager: only the library for now; the C++ target bench_manager will be added here.
+want manager && targets+=(bench_manager)
 echo "=== building (preset $preset: ${targets[*]})"
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset" -j"$(nproc)" --target "${targets[@]}" >/dev/null
@@ -81,9 +81,9 @@ for part in queue pipe pool; do
 done
 
 if want manager; then
-  # The C API part (tests/bench/bench_manager.cpp, target bench_manager) goes here once it
-  # exists, as for the parts above:
-  #   "$build/tests/bench/bench_manager" "${quick[@]}" || status=1
+  echo
+  echo "=== C API: tests/bench/bench_manager.cpp ($build/tests/bench/bench_manager ${quick[*]})"
+  "$build/tests/bench/bench_manager" "${quick[@]}" || status=1
   echo
   echo "=== Python: tests/bench/bench_manager.py ($("$python" --version 2>&1))"
   py tests/bench/bench_manager.py || status=1

@@ -358,6 +358,172 @@ std::vector<Op> worker_ops() {
   };
 }
 
+// ---- managers ---------------------------------------------------------------------------------
+
+// One manager server (a forked child) and one client for the whole binary, started before the
+// first test (so the leak check counts neither): proxies are made through that client. Calls in
+// forked children connect clients of their own (with_mclient).
+const char kManagerKey[] = "capi_null manager key";
+
+struct GlobalManager {
+  mpx_manager *m = nullptr;
+  mpx_mclient *c = nullptr;
+  std::string address;
+};
+
+GlobalManager &global_manager() {
+  static GlobalManager g;
+  return g;
+}
+
+mpx_manager_options manager_options(uint32_t flags) {
+  mpx_manager_options o;
+  mpx_manager_options_init(&o, sizeof o);
+  o.flags = flags;
+  o.method = (flags & MPX_MANAGER_IN_PROCESS) ? 0u : uint32_t(MPX_START_FORK);
+  o.authkey = kManagerKey;
+  o.authkey_len = sizeof kManagerKey - 1;
+  return o;
+}
+
+mpx_mclient *connect_mclient(const std::string &address) {
+  mpx_mclient_options o;
+  mpx_mclient_options_init(&o, sizeof o);
+  o.authkey = kManagerKey;
+  o.authkey_len = sizeof kManagerKey - 1;
+  mpx_mclient *c = nullptr;
+  int rc = mpx_manager_connect(&c, address.c_str(), &o);
+  EXPECT_EQ(rc, MPX_OK) << mpxt::code_str(rc) << ": " << mpx_last_error_message();
+  return c;
+}
+
+void manager_warmup() {
+  auto &g = global_manager();
+  const auto o = manager_options(0);
+  if (mpx_manager_start(&g.m, &o) != MPX_OK) return;
+  char buf[512];
+  size_t n = sizeof buf;
+  if (mpx_manager_address(g.m, buf, &n) != MPX_OK) return;
+  g.address.assign(buf, n);
+  g.c = connect_mclient(g.address);
+  // And one in-process server started and stopped: its lazy one-time state.
+  mpx_manager *m = nullptr;
+  const auto ip = manager_options(MPX_MANAGER_IN_PROCESS);
+  if (mpx_manager_start(&m, &ip) == MPX_OK) mpx_manager_destroy(m);
+}
+const bool kManagerWarmupRegistered = mpxt::register_warmup(&manager_warmup);
+
+// An in-process manager (nobody connects to it).
+mpx_manager *make_manager() {
+  mpx_manager *m = nullptr;
+  const auto o = manager_options(MPX_MANAGER_IN_PROCESS);
+  int rc = mpx_manager_start(&m, &o);
+  EXPECT_EQ(rc, MPX_OK) << mpxt::code_str(rc) << ": " << mpx_last_error_message();
+  return m;
+}
+
+mpx_mclient *make_mclient() { return connect_mclient(global_manager().address); }
+
+// A proxy of the global client: a dict, or the type asked for.
+mpx_proxy *make_proxy(int type = MPX_MOBJ_DICT) {
+  mpx_mobj_options o;
+  mpx_mobj_options_init(&o, sizeof o);
+  o.parties = 2;
+  o.length = 4;
+  mpx_proxy *p = nullptr;
+  int rc = mpx_proxy_create(global_manager().c, type, &o, &p);
+  EXPECT_EQ(rc, MPX_OK) << mpxt::code_str(rc) << ": " << mpx_last_error_message();
+  return p;
+}
+
+using MClientPtr = std::unique_ptr<mpx_mclient, mpxt::Destroyer<mpx_mclient, mpx_mclient_destroy>>;
+using ProxyPtr = std::unique_ptr<mpx_proxy, mpxt::Destroyer<mpx_proxy, mpx_proxy_destroy>>;
+
+// In a forked child: a client of its own, and a proxy of `type` through it.
+int with_mclient(const std::function<int(mpx_mclient *)> &fn) {
+  MClientPtr c(make_mclient());
+  if (!c) return INT_MIN + 1;
+  return fn(c.get());
+}
+
+int with_proxy(int type, const std::function<int(mpx_proxy *)> &fn) {
+  return with_mclient([&](mpx_mclient *c) {
+    mpx_mobj_options o;
+    mpx_mobj_options_init(&o, sizeof o);
+    o.parties = 2;
+    o.length = 4;
+    mpx_proxy *p = nullptr;
+    if (mpx_proxy_create(c, type, &o, &p) != MPX_OK) return INT_MIN + 2;
+    ProxyPtr pp(p);
+    return fn(p);
+  });
+}
+
+std::vector<Op> manager_ops() {
+  return {
+      {"mpx_manager_address", [](void *h) { char b[256]; size_t n = sizeof b; return mpx_manager_address(as<mpx_manager>(h), b, &n); }},
+      {"mpx_manager_pid", [](void *h) { int64_t v = 0; return mpx_manager_pid(as<mpx_manager>(h), &v); }},
+      {"mpx_manager_wait", [](void *h) { return mpx_manager_wait(as<mpx_manager>(h), 0); }},
+      {"mpx_manager_shutdown", [](void *h) { return mpx_manager_shutdown(as<mpx_manager>(h), 0); }},
+  };
+}
+
+std::vector<Op> mclient_ops() {
+  return {
+      {"mpx_mclient_shm", [](void *h) { int v = 0; return mpx_mclient_shm(as<mpx_mclient>(h), &v); }},
+      {"mpx_mclient_shutdown", [](void *h) { return mpx_mclient_shutdown(as<mpx_mclient>(h)); }},
+      {"mpx_proxy_create", [](void *h) { mpx_proxy *p = nullptr; int rc = mpx_proxy_create(as<mpx_mclient>(h), MPX_MOBJ_DICT, nullptr, &p); if (p) mpx_proxy_destroy(p); return rc; }},
+      {"mpx_proxy_open", [](void *h) { mpx_proxy *p = nullptr; int rc = mpx_proxy_open(as<mpx_mclient>(h), "x", &p); if (p) mpx_proxy_destroy(p); return rc; }},
+  };
+}
+
+std::vector<Op> proxy_ops() {
+  return {
+      {"mpx_proxy_token", [](void *h) { char b[MPX_TOKEN_MAX]; size_t n = sizeof b; return mpx_proxy_token(as<mpx_proxy>(h), b, &n); }},
+      {"mpx_proxy_type", [](void *h) { int v = 0; return mpx_proxy_type(as<mpx_proxy>(h), &v); }},
+      {"mpx_mdict_set", [](void *h) { return mpx_mdict_set(as<mpx_proxy>(h), "k", "v", 1); }},
+      {"mpx_mdict_add", [](void *h) { return mpx_mdict_add(as<mpx_proxy>(h), "k", "v", 1); }},
+      {"mpx_mdict_get", [](void *h) { void *d = nullptr; size_t n = 0; int rc = mpx_mdict_get(as<mpx_proxy>(h), "k", &d, &n); mpx_free(d); return rc; }},
+      {"mpx_mdict_pop", [](void *h) { return mpx_mdict_pop(as<mpx_proxy>(h), "k", nullptr, nullptr); }},
+      {"mpx_mdict_len", [](void *h) { size_t n = 0; return mpx_mdict_len(as<mpx_proxy>(h), &n); }},
+      {"mpx_mdict_keys", [](void *h) { char *k = nullptr; size_t n = 0, c = 0; int rc = mpx_mdict_keys(as<mpx_proxy>(h), &k, &n, &c); mpx_free(k); return rc; }},
+      {"mpx_mdict_clear", [](void *h) { return mpx_mdict_clear(as<mpx_proxy>(h)); }},
+      {"mpx_mlist_append", [](void *h) { return mpx_mlist_append(as<mpx_proxy>(h), "v", 1); }},
+      {"mpx_mlist_insert", [](void *h) { return mpx_mlist_insert(as<mpx_proxy>(h), 0, "v", 1); }},
+      {"mpx_mlist_get", [](void *h) { void *d = nullptr; size_t n = 0; int rc = mpx_mlist_get(as<mpx_proxy>(h), 0, &d, &n); mpx_free(d); return rc; }},
+      {"mpx_mlist_set", [](void *h) { return mpx_mlist_set(as<mpx_proxy>(h), 0, "v", 1); }},
+      {"mpx_mlist_pop", [](void *h) { return mpx_mlist_pop(as<mpx_proxy>(h), -1, nullptr, nullptr); }},
+      {"mpx_mlist_len", [](void *h) { size_t n = 0; return mpx_mlist_len(as<mpx_proxy>(h), &n); }},
+      {"mpx_mlist_reverse", [](void *h) { return mpx_mlist_reverse(as<mpx_proxy>(h)); }},
+      {"mpx_mlist_sort", [](void *h) { return mpx_mlist_sort(as<mpx_proxy>(h)); }},
+      {"mpx_mlist_clear", [](void *h) { return mpx_mlist_clear(as<mpx_proxy>(h)); }},
+      {"mpx_mqueue_put", [](void *h) { return mpx_mqueue_put(as<mpx_proxy>(h), "x", 1, 0); }},
+      {"mpx_mqueue_get", [](void *h) { void *d = nullptr; size_t n = 0; int rc = mpx_mqueue_get(as<mpx_proxy>(h), &d, &n, 0); mpx_free(d); return rc; }},
+      {"mpx_mqueue_qsize", [](void *h) { size_t n = 0; return mpx_mqueue_qsize(as<mpx_proxy>(h), &n); }},
+      {"mpx_mqueue_task_done", [](void *h) { return mpx_mqueue_task_done(as<mpx_proxy>(h)); }},
+      {"mpx_mqueue_join", [](void *h) { return mpx_mqueue_join(as<mpx_proxy>(h), 0); }},
+      {"mpx_mlock_acquire", [](void *h) { return mpx_mlock_acquire(as<mpx_proxy>(h), 0); }},
+      {"mpx_mlock_release", [](void *h) { return mpx_mlock_release(as<mpx_proxy>(h)); }},
+      {"mpx_msem_value", [](void *h) { int64_t v = 0; return mpx_msem_value(as<mpx_proxy>(h), &v); }},
+      {"mpx_mcond_wait", [](void *h) { return mpx_mcond_wait(as<mpx_proxy>(h), 0); }},
+      {"mpx_mcond_notify", [](void *h) { return mpx_mcond_notify(as<mpx_proxy>(h), 1); }},
+      {"mpx_mcond_notify_all", [](void *h) { return mpx_mcond_notify_all(as<mpx_proxy>(h)); }},
+      {"mpx_mevent_set", [](void *h) { return mpx_mevent_set(as<mpx_proxy>(h)); }},
+      {"mpx_mevent_clear", [](void *h) { return mpx_mevent_clear(as<mpx_proxy>(h)); }},
+      {"mpx_mevent_is_set", [](void *h) { int v = 0; return mpx_mevent_is_set(as<mpx_proxy>(h), &v); }},
+      {"mpx_mevent_wait", [](void *h) { return mpx_mevent_wait(as<mpx_proxy>(h), 0); }},
+      {"mpx_mbarrier_wait", [](void *h) { int64_t i = 0; return mpx_mbarrier_wait(as<mpx_proxy>(h), 0, &i); }},
+      {"mpx_mbarrier_abort", [](void *h) { return mpx_mbarrier_abort(as<mpx_proxy>(h)); }},
+      {"mpx_mbarrier_reset", [](void *h) { return mpx_mbarrier_reset(as<mpx_proxy>(h)); }},
+      {"mpx_mvalue_get", [](void *h) { int32_t v = 0; return mpx_mvalue_get(as<mpx_proxy>(h), &v, sizeof v); }},
+      {"mpx_mvalue_set", [](void *h) { int32_t v = 7; return mpx_mvalue_set(as<mpx_proxy>(h), &v, sizeof v); }},
+      {"mpx_mvalue_add", [](void *h) { int32_t d = 1, r = 0; return mpx_mvalue_add(as<mpx_proxy>(h), &d, &r, sizeof d); }},
+      {"mpx_marray_len", [](void *h) { size_t n = 0, s = 0; return mpx_marray_len(as<mpx_proxy>(h), &n, &s); }},
+      {"mpx_marray_get", [](void *h) { int8_t v[1] = {0}; return mpx_marray_get(as<mpx_proxy>(h), 0, 1, v); }},
+      {"mpx_marray_set", [](void *h) { int8_t v[1] = {7}; return mpx_marray_set(as<mpx_proxy>(h), 0, 1, v); }},
+  };
+}
+
 // One handle type: its operations, how to destroy one, and how to make a valid one.
 struct Kind {
   const char *name;
@@ -398,6 +564,12 @@ std::vector<Kind> kinds() {
        [] { return static_cast<void *>(make_job()); }},
       {"worker", worker_ops(), {"mpx_worker_detach", [](void *h) { return mpx_worker_detach(as<mpx_worker>(h)); }},
        [] { return static_cast<void *>(make_worker()); }},
+      {"manager", manager_ops(), {"mpx_manager_destroy", [](void *h) { return mpx_manager_destroy(as<mpx_manager>(h)); }},
+       [] { return static_cast<void *>(make_manager()); }},
+      {"mclient", mclient_ops(), {"mpx_mclient_destroy", [](void *h) { return mpx_mclient_destroy(as<mpx_mclient>(h)); }},
+       [] { return static_cast<void *>(make_mclient()); }},
+      {"proxy", proxy_ops(), {"mpx_proxy_destroy", [](void *h) { return mpx_proxy_destroy(as<mpx_proxy>(h)); }},
+       [] { return static_cast<void *>(make_proxy()); }},
   };
 }
 
@@ -653,6 +825,53 @@ std::vector<NullCall> null_out_calls() {
   add("mpx_job_progress", "NULL progress", [] { mpx_job *j = make_job(); int rc = mpx_job_progress(j, nullptr); mpx_job_destroy(j); return rc; });
   add("mpx_worker_attach", "NULL out", [] { return mpx_worker_attach("x", nullptr); });
   add("mpx_worker_next", "NULL task", [] { mpx_worker *w = make_worker(); int rc = mpx_worker_next(w, 0, nullptr); mpx_worker_detach(w); return rc; });
+  // manager
+  add("mpx_manager_options_init", "NULL opts", [] { return mpx_manager_options_init(nullptr, sizeof(mpx_manager_options)); });
+  add("mpx_mclient_options_init", "NULL opts", [] { return mpx_mclient_options_init(nullptr, sizeof(mpx_mclient_options)); });
+  add("mpx_mobj_options_init", "NULL opts", [] { return mpx_mobj_options_init(nullptr, sizeof(mpx_mobj_options)); });
+  add("mpx_manager_start", "NULL out", [] { const auto o = manager_options(MPX_MANAGER_IN_PROCESS); return mpx_manager_start(nullptr, &o); });
+  add("mpx_manager_address", "NULL len", [] { mpx_manager *m = make_manager(); char b[8]; int rc = mpx_manager_address(m, b, nullptr); mpx_manager_destroy(m); return rc; });
+  add("mpx_manager_address", "NULL buf, len>0", [] { mpx_manager *m = make_manager(); size_t n = 256; int rc = mpx_manager_address(m, nullptr, &n); mpx_manager_destroy(m); return rc; });
+  add("mpx_manager_pid", "NULL out", [] { mpx_manager *m = make_manager(); int rc = mpx_manager_pid(m, nullptr); mpx_manager_destroy(m); return rc; });
+  add("mpx_manager_connect", "NULL out", [] { return mpx_manager_connect(nullptr, global_manager().address.c_str(), nullptr); });
+  add("mpx_manager_connect", "NULL address", [] { mpx_mclient *c = nullptr; return mpx_manager_connect(&c, nullptr, nullptr); });
+  add("mpx_mclient_shm", "NULL out", [] { return with_mclient([](mpx_mclient *c) { return mpx_mclient_shm(c, nullptr); }); });
+  add("mpx_proxy_create", "NULL out", [] { return with_mclient([](mpx_mclient *c) { return mpx_proxy_create(c, MPX_MOBJ_DICT, nullptr, nullptr); }); });
+  add("mpx_proxy_open", "NULL out", [] { return with_mclient([](mpx_mclient *c) { return mpx_proxy_open(c, "x", nullptr); }); });
+  add("mpx_proxy_open", "NULL name", [] { return with_mclient([](mpx_mclient *c) { mpx_proxy *p = nullptr; return mpx_proxy_open(c, nullptr, &p); }); });
+  add("mpx_proxy_token", "NULL len", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { return mpx_proxy_token(p, token_buf, nullptr); }); });
+  add("mpx_proxy_token", "NULL buf, len>0", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { size_t n = MPX_TOKEN_MAX; return mpx_proxy_token(p, nullptr, &n); }); });
+  add("mpx_proxy_type", "NULL out", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { return mpx_proxy_type(p, nullptr); }); });
+  add("mpx_mdict_set", "NULL key", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { return mpx_mdict_set(p, nullptr, "v", 1); }); });
+  add("mpx_mdict_set", "NULL value, len>0", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { return mpx_mdict_set(p, "k", nullptr, 4); }); });
+  add("mpx_mdict_add", "NULL key", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { return mpx_mdict_add(p, nullptr, "v", 1); }); });
+  add("mpx_mdict_add", "NULL value, len>0", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { return mpx_mdict_add(p, "k", nullptr, 4); }); });
+  add("mpx_mdict_get", "NULL key", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { void *d = nullptr; size_t n = 0; return mpx_mdict_get(p, nullptr, &d, &n); }); });
+  add("mpx_mdict_get", "NULL value", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { size_t n = 0; return mpx_mdict_get(p, "k", nullptr, &n); }); });
+  add("mpx_mdict_get", "NULL len", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { void *d = nullptr; return mpx_mdict_get(p, "k", &d, nullptr); }); });
+  add("mpx_mdict_pop", "NULL key", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { return mpx_mdict_pop(p, nullptr, nullptr, nullptr); }); });
+  add("mpx_mdict_len", "NULL out", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { return mpx_mdict_len(p, nullptr); }); });
+  add("mpx_mdict_keys", "NULL keys", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { size_t n = 0, c = 0; return mpx_mdict_keys(p, nullptr, &n, &c); }); });
+  add("mpx_mdict_keys", "NULL len", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { char *k = nullptr; size_t c = 0; return mpx_mdict_keys(p, &k, nullptr, &c); }); });
+  add("mpx_mdict_keys", "NULL count", [] { return with_proxy(MPX_MOBJ_DICT, [](mpx_proxy *p) { char *k = nullptr; size_t n = 0; return mpx_mdict_keys(p, &k, &n, nullptr); }); });
+  add("mpx_mlist_append", "NULL value, len>0", [] { return with_proxy(MPX_MOBJ_LIST, [](mpx_proxy *p) { return mpx_mlist_append(p, nullptr, 4); }); });
+  add("mpx_mlist_insert", "NULL value, len>0", [] { return with_proxy(MPX_MOBJ_LIST, [](mpx_proxy *p) { return mpx_mlist_insert(p, 0, nullptr, 4); }); });
+  add("mpx_mlist_set", "NULL value, len>0", [] { return with_proxy(MPX_MOBJ_LIST, [](mpx_proxy *p) { mpx_mlist_append(p, "v", 1); return mpx_mlist_set(p, 0, nullptr, 4); }); });
+  add("mpx_mlist_get", "NULL value", [] { return with_proxy(MPX_MOBJ_LIST, [](mpx_proxy *p) { mpx_mlist_append(p, "v", 1); size_t n = 0; return mpx_mlist_get(p, 0, nullptr, &n); }); });
+  add("mpx_mlist_get", "NULL len", [] { return with_proxy(MPX_MOBJ_LIST, [](mpx_proxy *p) { mpx_mlist_append(p, "v", 1); void *d = nullptr; return mpx_mlist_get(p, 0, &d, nullptr); }); });
+  add("mpx_mlist_len", "NULL out", [] { return with_proxy(MPX_MOBJ_LIST, [](mpx_proxy *p) { return mpx_mlist_len(p, nullptr); }); });
+  add("mpx_mqueue_put", "NULL item, len>0", [] { return with_proxy(MPX_MOBJ_QUEUE, [](mpx_proxy *p) { return mpx_mqueue_put(p, nullptr, 4, 0); }); });
+  add("mpx_mqueue_get", "NULL item", [] { return with_proxy(MPX_MOBJ_QUEUE, [](mpx_proxy *p) { mpx_mqueue_put(p, "x", 1, 0); size_t n = 0; return mpx_mqueue_get(p, nullptr, &n, 0); }); });
+  add("mpx_mqueue_get", "NULL len", [] { return with_proxy(MPX_MOBJ_QUEUE, [](mpx_proxy *p) { mpx_mqueue_put(p, "x", 1, 0); void *d = nullptr; return mpx_mqueue_get(p, &d, nullptr, 0); }); });
+  add("mpx_mqueue_qsize", "NULL out", [] { return with_proxy(MPX_MOBJ_QUEUE, [](mpx_proxy *p) { return mpx_mqueue_qsize(p, nullptr); }); });
+  add("mpx_msem_value", "NULL out", [] { return with_proxy(MPX_MOBJ_SEMAPHORE, [](mpx_proxy *p) { return mpx_msem_value(p, nullptr); }); });
+  add("mpx_mevent_is_set", "NULL out", [] { return with_proxy(MPX_MOBJ_EVENT, [](mpx_proxy *p) { return mpx_mevent_is_set(p, nullptr); }); });
+  add("mpx_mvalue_get", "NULL out", [] { return with_proxy(MPX_MOBJ_VALUE, [](mpx_proxy *p) { return mpx_mvalue_get(p, nullptr, sizeof(int32_t)); }); });
+  add("mpx_mvalue_set", "NULL in", [] { return with_proxy(MPX_MOBJ_VALUE, [](mpx_proxy *p) { return mpx_mvalue_set(p, nullptr, sizeof(int32_t)); }); });
+  add("mpx_mvalue_add", "NULL delta", [] { return with_proxy(MPX_MOBJ_VALUE, [](mpx_proxy *p) { int32_t r = 0; return mpx_mvalue_add(p, nullptr, &r, sizeof r); }); });
+  add("mpx_marray_len", "NULL length", [] { return with_proxy(MPX_MOBJ_ARRAY, [](mpx_proxy *p) { size_t s = 0; return mpx_marray_len(p, nullptr, &s); }); });
+  add("mpx_marray_get", "NULL out, count>0", [] { return with_proxy(MPX_MOBJ_ARRAY, [](mpx_proxy *p) { return mpx_marray_get(p, 0, 2, nullptr); }); });
+  add("mpx_marray_set", "NULL in, count>0", [] { return with_proxy(MPX_MOBJ_ARRAY, [](mpx_proxy *p) { return mpx_marray_set(p, 0, 2, nullptr); }); });
   return v;
 }
 
@@ -665,6 +884,7 @@ std::vector<NullCall> no_code_calls() {
       {"mpx_version", "no argument", [] { return mpx_version() == 0 && MPX_VERSION_NUMBER != 0 ? -1 : 0; }},
       {"mpx_version_string", "no argument", [] { return mpx_version_string() == nullptr ? -1 : 0; }},
       {"mpx_free", "NULL", [] { mpx_free(nullptr); return 0; }},
+      {"mpx_manager_main", "not started as a server: MPX_EINVAL", [] { return mpx_manager_main() == MPX_EINVAL ? 0 : -1; }},
       {"mpx_worker_main", "no MPX_POOL_TOKEN: exit status 1", [] {
          unsetenv("MPX_POOL_TOKEN");
          return mpx_worker_main() == 1 ? 0 : -1;
@@ -944,6 +1164,8 @@ TEST(CapiSizes, OptionsInitRejectsWrongStructSize) {
   check_options_init(mpx_queue_options_init, "mpx_queue_options_init");
   check_options_init(mpx_listener_options_init, "mpx_listener_options_init");
   check_options_init(mpx_client_options_init, "mpx_client_options_init");
+  check_options_init(mpx_manager_options_init, "mpx_manager_options_init");
+  check_options_init(mpx_mclient_options_init, "mpx_mclient_options_init");
 }
 
 TEST(CapiSizes, OptionsWithAWrongSizeFieldAreEinval) {
