@@ -12,7 +12,9 @@
  * The server runs in a child process (started by fork, forkserver or spawn, see
  * mpx_manager_options.method) or in threads of the calling process (MPX_MANAGER_IN_PROCESS).
  * It serves each client from its own thread, so one client blocked in a queue get or a lock
- * acquire never delays the others. A client on the same machine (a unix socket, or TCP on
+ * acquire never delays the others. A client makes one call at a time: threads sharing one
+ * take turns (a thread blocked in a get holds up the others), so a thread that blocks
+ * should have its own client. A client on the same machine (a unix socket, or TCP on
  * loopback) moves its requests through a pair of mpx queues in shared memory once the
  * socket handshake is done, and waits for the reply spinning briefly before sleeping; the
  * socket stays open to tell each side when the other is gone. A remote client uses the
