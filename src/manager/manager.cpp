@@ -185,7 +185,7 @@ Status ManagerObject::start_child(const mpx_manager_options *opts, const ServerC
   const std::string why = detail::message();
   mpx_process_kill(child_);
   mpx_process_join(child_, -1);
-  down_ = true;
+  down_.store(true);
   return fail(s, "{}", why);
 }
 
@@ -196,8 +196,7 @@ Status ManagerObject::wait(int64_t timeout_ms) {
 }
 
 Status ManagerObject::shutdown(int64_t timeout_ms) {
-  if (down_) return MPX_OK;
-  down_ = true;
+  if (down_.exchange(true)) return MPX_OK;
   if (server_) {
     server_->stop();
     return MPX_OK;

@@ -5,6 +5,7 @@
 // through another. The first queue also carries the parent's request to stop.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -35,7 +36,7 @@ class ManagerObject final : public Object {
   mpx_queue *control_ = nullptr;     // to the child: configuration, then "stop"
   std::string address_;
   int64_t pid_ = 0;
-  bool down_ = false;
+  std::atomic<bool> down_{false};
 };
 
 // The server side of a child: attach the queues the tokens name, serve, return when done.

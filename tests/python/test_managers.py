@@ -854,5 +854,17 @@ class LifecycleTest(_ManagerTest):
         self.assertEqual(bytes(m._authkey), bytes(mpx.current_process().authkey))
 
 
+def tearDownModule():
+    # Forkservers started here are children of this process: stop them (and
+    # multiprocessing's resource tracker), so that later tests that count children
+    # (test_resources) find none.
+    from mpx import forkserver
+    forkserver.stop()
+    import multiprocessing.forkserver as mp_forkserver
+    import multiprocessing.resource_tracker as mp_tracker
+    mp_forkserver._forkserver._stop()
+    mp_tracker._resource_tracker._stop()
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -471,5 +471,18 @@ class ServerLifeTest(TestCase):
         self.assertTrue(s.wait(5))
 
 
+def tearDownModule():
+    # Forkservers started here are children of this process: stop them (and
+    # multiprocessing's resource tracker), so that later tests that count children
+    # (test_resources) find none.
+    from mpx import _lib, forkserver
+    forkserver.stop()
+    _lib.lib.mpx_forkserver_stop()   # the C library's zygote (a C manager's default start)
+    import multiprocessing.forkserver as mp_forkserver
+    import multiprocessing.resource_tracker as mp_tracker
+    mp_forkserver._forkserver._stop()
+    mp_tracker._resource_tracker._stop()
+
+
 if __name__ == "__main__":
     __import__("unittest").main()
