@@ -380,7 +380,12 @@ mpx_manager_options manager_options(uint32_t flags) {
   mpx_manager_options o;
   mpx_manager_options_init(&o, sizeof o);
   o.flags = flags;
+#if defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer: a fork-started server of a threaded process dies (die_after_fork).
+  o.method = (flags & MPX_MANAGER_IN_PROCESS) ? 0u : uint32_t(MPX_START_FORKSERVER);
+#else
   o.method = (flags & MPX_MANAGER_IN_PROCESS) ? 0u : uint32_t(MPX_START_FORK);
+#endif
   o.authkey = kManagerKey;
   o.authkey_len = sizeof kManagerKey - 1;
   return o;
