@@ -22,15 +22,6 @@ constexpr int64_t kSliceMs = 100;
 // The ring of each shared-memory queue; a larger message streams through it.
 constexpr uint64_t kRing = uint64_t(1) << 16;
 
-std::string boot_id() {
-  char buf[64] = {};
-  if (FILE *f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
-    if (!std::fgets(buf, sizeof buf, f)) buf[0] = 0;
-    std::fclose(f);
-  }
-  return buf;
-}
-
 }  // namespace
 
 ClientCore::~ClientCore() {
@@ -97,10 +88,7 @@ void ClientCore::close() {
   if (fd_ >= 0) ::shutdown(fd_, SHUT_RDWR);
 }
 
-bool ClientCore::server_gone() {
-  struct pollfd p = {fd_, POLLRDHUP, 0};
-  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
-}
+bool ClientCore::server_gone() { return peer_gone(fd_); }
 
 // One request and its reply (call_mu_ held).
 Status ClientCore::exchange(const std::string &req, std::string *rep, uint64_t seq) {

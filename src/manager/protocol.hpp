@@ -8,7 +8,10 @@
 // abandoned).
 #pragma once
 
+#include <poll.h>
+
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -150,6 +153,22 @@ inline size_t typecode_size(int tc) {
     case 'l': case 'L': case 'q': case 'Q': case 'd': return 8;
     default: return 0;
   }
+}
+
+// The peer of a connected socket has hung up (or the socket is unusable).
+inline bool peer_gone(int fd) {
+  struct pollfd p = {fd, POLLRDHUP, 0};
+  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+// This kernel boot's id: two processes share memory by token only when theirs match.
+inline std::string boot_id() {
+  char buf[64] = {};
+  if (FILE *f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
+    if (!std::fgets(buf, sizeof buf, f)) buf[0] = 0;
+    std::fclose(f);
+  }
+  return buf;
 }
 
 }  // namespace mpx::manager

@@ -128,10 +128,7 @@ class Session {
 
 // ---- waiting -----------------------------------------------------------------------------
 
-bool Session::gone() {
-  struct pollfd p = {fd_, POLLRDHUP, 0};
-  return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
-}
+bool Session::gone() { return peer_gone(fd_); }
 
 template <typename Ready>
 Status Session::wait(MObj &o, std::unique_lock<std::mutex> &lk, int64_t timeout_ms, Ready ready) {
@@ -356,12 +353,7 @@ Status Session::hello_shm(Reader &r) {
   const std::string req(r.bytes()), rep(r.bytes()), boot(r.bytes());
   if (r.bad()) return fail(MPX_EPROTO, "malformed hello");
   if (req_) return fail(MPX_EINVAL, "the shared-memory path is already set up");
-  char mine[64] = {};
-  if (FILE *f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
-    if (!std::fgets(mine, sizeof mine, f)) mine[0] = 0;
-    std::fclose(f);
-  }
-  if (boot.empty() || boot != mine) return fail(MPX_ENOTSUP, "the client runs on another machine (or kernel)");
+  if (boot.empty() || boot != boot_id()) return fail(MPX_ENOTSUP, "the client runs on another machine (or kernel)");
   mpx_queue *a = nullptr, *b = nullptr;
   if (Status s = Status(mpx_queue_attach(&a, req.c_str())); s != MPX_OK) return s;
   if (Status s = Status(mpx_queue_attach(&b, rep.c_str())); s != MPX_OK) {
