@@ -4,11 +4,12 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 
 #include <cstring>
 
 #include "mpx/listener.h"
+#include "platform/fork_mutex.hpp"
+#include "platform/process.hpp"
 
 namespace mpx::listen {
 
@@ -36,11 +37,17 @@ void split_digest(const std::string &m, std::string *name, std::string *payload)
   *payload = m.substr(curly + 1);
 }
 
+// libcrypto's locks know nothing of fork(): a child forked while another thread of its
+// parent was inside HMAC (which fetches the digest under a global lock) would wait for that
+// lock forever. Every call into libcrypto holds this mutex, which fork() takes first.
+platform::ForkMutex g_crypto_mu(platform::ForkMutex::kCrypto);
+
 Status hmac(const Key &key, const EVP_MD *md, const std::string &msg, std::string *out) {
   unsigned char buf[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   static const unsigned char empty = 0;
   const void *k = key.data ? key.data : &empty;
+  platform::ForkMutexGuard g(g_crypto_mu);
   if (!HMAC(md, k, int(key.len), reinterpret_cast<const unsigned char *>(msg.data()), msg.size(), buf, &len))
     return fail(MPX_ESYS, "HMAC failed");
   out->assign(reinterpret_cast<char *>(buf), len);
@@ -53,7 +60,8 @@ bool starts_with(const std::string &s, const char *prefix) { return s.compare(0,
 
 Status make_challenge(std::string *message) {
   unsigned char r[kMessageLength];
-  if (RAND_bytes(r, int(sizeof r)) != 1) return fail(MPX_ESYS, "RAND_bytes failed");
+  // From the kernel (getrandom), which needs no lock that a fork() could leave held.
+  if (!platform::random_bytes(r, sizeof r)) return fail_errno("getrandom");
   *message = "{sha256}";
   message->append(reinterpret_cast<char *>(r), sizeof r);
   return MPX_OK;

@@ -19,7 +19,8 @@ class ForkMutex {
     kProcessRegistry = 51,
     kProcessEntries = 52,
     kPoolTasks = 53,
-    kConnection = 60
+    kConnection = 60,
+    kCrypto = 70
   };
   ForkMutex(Rank rank, bool recursive = false) noexcept;
   ForkMutex(const ForkMutex &) = delete;

@@ -202,26 +202,26 @@ Status Segment::attach_anonymous(uint32_t pid, int fd, uint64_t ino, std::shared
       }
     }
   }
-  // A descriptor inherited across exec keeps its number: use it when it is the same file.
+  // The creator's descriptor, reached through /proc while the creator lives.
   struct stat st;
-  if (fd >= 0 && fstat(fd, &st) == 0 && uint64_t(st.st_ino) == ino) {
-    int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (dup < 0) return fail_errno("fcntl(F_DUPFD_CLOEXEC)");
-    return map_fd(dup, std::string(), false, out);
-  }
   char path[64];
   std::snprintf(path, sizeof path, "/proc/%u/fd/%d", pid, fd);
   int own = open(path, O_RDWR | O_CLOEXEC);
-  if (own < 0) {
-    if (errno == ENOENT) return fail(MPX_ENOENT, "anonymous segment {}:{} is gone (its process exited)", pid, fd);
-    if (errno == EACCES || errno == EPERM) return fail(MPX_EACCES, "cannot reach {}: permission denied", path);
-    return fail_errno("open(/proc/<pid>/fd)");
+  if (own >= 0 && fstat(own, &st) == 0 && uint64_t(st.st_ino) == ino) return map_fd(own, std::string(), false, out);
+  int open_errno = errno;
+  if (own >= 0) close(own);
+  // A descriptor inherited across exec keeps its number, and outlives its creator. Probe it
+  // only now (it may be any file of ours) and through a duplicate, so that it cannot be
+  // closed and reused between the check and the map.
+  if (fd >= 0) {
+    int dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (dup >= 0 && fstat(dup, &st) == 0 && uint64_t(st.st_ino) == ino) return map_fd(dup, std::string(), false, out);
+    if (dup >= 0) close(dup);
   }
-  if (fstat(own, &st) != 0 || uint64_t(st.st_ino) != ino) {
-    close(own);
-    return fail(MPX_ENOENT, "anonymous segment {}:{} is gone (descriptor reused)", pid, fd);
-  }
-  return map_fd(own, std::string(), false, out);
+  if (own >= 0) return fail(MPX_ENOENT, "anonymous segment {}:{} is gone (descriptor reused)", pid, fd);
+  if (open_errno == ENOENT) return fail(MPX_ENOENT, "anonymous segment {}:{} is gone (its process exited)", pid, fd);
+  if (open_errno == EACCES || open_errno == EPERM) return fail(MPX_EACCES, "cannot reach {}: permission denied", path);
+  return fail_errno("open(/proc/<pid>/fd)", open_errno);
 }
 
 Status Segment::adopt_fd(int fd, std::string name, std::shared_ptr<Segment> *out) {

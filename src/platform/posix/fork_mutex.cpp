@@ -27,8 +27,12 @@ struct ForkMutexRegistry {
   }
   static void child() {
     // A recursive mutex cannot be unlocked by the child (its owner was the parent's
-    // thread): start every mutex afresh instead.
+    // thread, whose tid the child does not have): start every mutex afresh. The unlock
+    // before it succeeds for the plain mutexes and fails harmlessly (EPERM) for the
+    // recursive ones; it is there so that a race detector, which does not track a
+    // re-initialisation, sees every mutex released in the child.
     auto &r = get();
+    for (int i = r.n - 1; i >= 0; --i) r.mutexes[i]->unlock();
     for (int i = 0; i < r.n; ++i) r.mutexes[i]->reinit();
     for (int i = 0; i < r.n_fns; ++i) r.child_fns[i]();
   }
