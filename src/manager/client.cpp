@@ -19,8 +19,6 @@ namespace mpx::manager {
 namespace {
 
 constexpr int64_t kSliceMs = 100;
-// The ring of each shared-memory queue; a larger message streams through it.
-constexpr uint64_t kRing = uint64_t(1) << 16;
 
 }  // namespace
 
@@ -104,15 +102,26 @@ Status ClientCore::exchange(const std::string &req, std::string *rep, uint64_t s
       mpx_free(data);  // a reply to an abandoned call
     }
   } else {
+    const bool big = req.size() > kQueueInlineMax;
+    const char *msg = big ? kOnSocket : req.data();
+    const size_t msg_len = big ? sizeof kOnSocket : req.size();
     for (;;) {
-      const Status s = Status(mpx_queue_put(req_, req.data(), req.size(), kSliceMs));
+      const Status s = Status(mpx_queue_put(req_, msg, msg_len, kSliceMs));
       if (s == MPX_OK) break;
       if (s != MPX_ETIMEDOUT) return s;
       if (closed_.load()) return MPX_ECLOSED;
       if (server_gone()) return fail(MPX_EOF, "the manager has gone");
     }
+    if (big) {
+      if (Status s = Status(mpx_conn_send(conn_, req.data(), req.size())); s != MPX_OK) return s;
+    }
     for (;;) {
       const Status s = Status(mpx_queue_get(rep_, &data, &len, kSliceMs));
+      if (s == MPX_OK && is_on_socket(data, len)) {
+        mpx_free(data);
+        data = nullptr;
+        if (Status r = Status(mpx_conn_recv(conn_, SIZE_MAX, &data, &len, -1)); r != MPX_OK) return r;
+      }
       if (s == MPX_OK) {
         ReplyHeader h{};
         if (len >= sizeof h) std::memcpy(&h, data, sizeof h);

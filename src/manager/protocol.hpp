@@ -82,6 +82,17 @@ struct ReplyHeader {
 };
 static_assert(sizeof(ReplyHeader) == 16);
 
+// The shared-memory transport: two mpx queues of kRing bytes each. A message up to
+// kQueueInlineMax fits one record of the ring, so a put that times out (its reader slow or
+// gone) leaves nothing half-sent and is simply retried. A larger message would stream through
+// the ring in chunks, and a put abandoned midway would throw the whole message away: it
+// travels on the socket instead, announced in the queue by the 8 bytes of kOnSocket (shorter
+// than any header, so never a message).
+inline constexpr uint64_t kRing = uint64_t(1) << 16;
+inline constexpr size_t kQueueInlineMax = kRing / 8;
+inline constexpr char kOnSocket[8] = {'m', 'p', 'x', '>', 's', 'o', 'c', 'k'};
+inline bool is_on_socket(const void *p, size_t n) { return n == sizeof kOnSocket && std::memcmp(p, kOnSocket, n) == 0; }
+
 // A token names an object by id: "mpxobj:<id>". Names may not take this form.
 inline constexpr std::string_view kTokenPrefix = "mpxobj:";
 

@@ -714,10 +714,17 @@ void Session::handle(const std::string &msg, std::string *out) {
 // ---- the session loop --------------------------------------------------------------------
 
 Status Session::receive(std::string *msg) {
+  bool on_socket = false;  // the queue said the message follows on the socket
   for (;;) {
     void *data = nullptr;
     size_t len = 0;
-    Status s = req_ ? Status(mpx_queue_get(req_, &data, &len, 100)) : Status(mpx_conn_recv(conn_, kMaxMessage, &data, &len, 100));
+    Status s = req_ && !on_socket ? Status(mpx_queue_get(req_, &data, &len, 100))
+                                  : Status(mpx_conn_recv(conn_, kMaxMessage, &data, &len, 100));
+    if (s == MPX_OK && req_ && !on_socket && is_on_socket(data, len)) {
+      mpx_free(data);
+      on_socket = true;
+      continue;
+    }
     if (s == MPX_OK) {
       msg->assign(static_cast<const char *>(data), len);
       mpx_free(data);
@@ -731,11 +738,15 @@ Status Session::receive(std::string *msg) {
 
 Status Session::reply(const std::string &msg, bool via_queue) {
   if (!via_queue) return Status(mpx_conn_send(conn_, msg.data(), msg.size()));
+  const bool big = msg.size() > kQueueInlineMax;
   for (;;) {
-    const Status s = Status(mpx_queue_put(rep_, msg.data(), msg.size(), 100));
+    const Status s = big ? Status(mpx_queue_put(rep_, kOnSocket, sizeof kOnSocket, 100))
+                         : Status(mpx_queue_put(rep_, msg.data(), msg.size(), 100));
+    if (s == MPX_OK) break;
     if (s != MPX_ETIMEDOUT) return s;
     if (server_.stopping() || gone()) return MPX_EOF;
   }
+  return big ? Status(mpx_conn_send(conn_, msg.data(), msg.size())) : MPX_OK;
 }
 
 void Session::run() {
