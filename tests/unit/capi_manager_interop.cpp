@@ -72,10 +72,14 @@ std::vector<std::string> pythons() {
   return out;
 }
 
-// Under AddressSanitizer the library needs the ASan runtime loaded first: Python gets it preloaded.
-std::string asan_runtime() {
+// A sanitized library needs its sanitizer's runtime loaded first: Python gets it preloaded.
+std::string sanitizer_runtime() {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #if defined(__SANITIZE_ADDRESS__)
   FILE *p = popen("gcc -print-file-name=libasan.so 2>/dev/null", "r");
+#else
+  FILE *p = popen("gcc -print-file-name=libtsan.so 2>/dev/null", "r");
+#endif
   char buf[512] = "";
   if (p) {
     if (!fgets(buf, sizeof buf, p)) buf[0] = 0;
@@ -90,14 +94,14 @@ std::string asan_runtime() {
 }
 
 ExitStatus run_program(const std::string &file, const std::vector<std::string> &args, bool python = false) {
-  static const std::string asan = asan_runtime();
+  static const std::string runtime = sanitizer_runtime();
   Child c = Child::fork([&]() -> int {
     if (python) {
       const std::string pp = std::string(MPX_TEST_SOURCE_DIR) + "/bindings/python";
       setenv("PYTHONPATH", pp.c_str(), 1);
       setenv("MPX_LIBRARY", MPX_TEST_LIBRARY, 1);
-      if (!asan.empty()) {
-        setenv("LD_PRELOAD", asan.c_str(), 1);
+      if (!runtime.empty()) {
+        setenv("LD_PRELOAD", runtime.c_str(), 1);
         setenv("ASAN_OPTIONS", "detect_leaks=0", 1);  // the interpreter's own allocations
       }
     }
