@@ -16,6 +16,7 @@
 #include <cstring>
 
 #include "listen/auth.hpp"
+#include "platform/fork_mutex.hpp"
 
 namespace mpx::listen {
 
@@ -335,6 +336,8 @@ Status Listener::open(const char *address, const mpx_listener_options *opts) {
     ::chmod(address, 0600);
   }
   if (::listen(fd_, backlog) < 0) return fail_errno("listen");
+  // A forked child cannot accept on it (the loop thread is ours) and must not keep it bound.
+  platform::drop_in_fork_child(fd_);
   sockaddr_storage got{};
   socklen_t glen = sizeof got;
   if (::getsockname(fd_, reinterpret_cast<sockaddr *>(&got), &glen) == 0 && a.family != AF_UNIX)
@@ -422,7 +425,10 @@ Status Listener::close() {
     uv_loop_close(&loop_);
     loop_ready_ = false;
   }
-  if (fd_ >= 0) ::close(fd_);
+  if (fd_ >= 0) {
+    platform::forget_in_fork_child(fd_);
+    ::close(fd_);
+  }
   fd_ = -1;
   if (!unix_path_.empty()) ::unlink(unix_path_.c_str());
   std::lock_guard<std::mutex> g(mu_);

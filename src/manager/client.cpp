@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "listen/address.hpp"
+#include "platform/fork_mutex.hpp"
+#include "platform/process.hpp"
 #include "mpx/connection.h"
 #include "mpx/listener.h"
 #include "mpx/process.h"
@@ -25,6 +27,7 @@ constexpr int64_t kSliceMs = 100;
 ClientCore::~ClientCore() {
   if (req_) mpx_queue_destroy(req_);
   if (rep_) mpx_queue_destroy(rep_);
+  platform::forget_in_fork_child(fd_);
   if (conn_) mpx_conn_destroy(conn_);
 }
 
@@ -45,6 +48,10 @@ Status ClientCore::connect(const char *address, const mpx_mclient_options *opts)
   co.max_message = uint64_t(1) << 32;
   if (Status s = Status(mpx_client_connect(&conn_, address, &co)); s != MPX_OK) return s;
   mpx_conn_fileno(conn_, &fd_);
+  pid_ = platform::current_pid();
+  // A forked child cannot use this client; holding its socket would hide our death (and
+  // release of our locks) from the server.
+  platform::drop_in_fork_child(fd_);
   sockaddr_storage peer{};
   socklen_t plen = sizeof peer;
   const bool local = ::getpeername(fd_, reinterpret_cast<sockaddr *>(&peer), &plen) == 0 &&
@@ -140,6 +147,10 @@ Status ClientCore::exchange(const std::string &req, std::string *rep, uint64_t s
 }
 
 Status ClientCore::call(Op op, uint32_t arg, uint64_t obj, int64_t timeout_ms, const std::string &body, std::string *out) {
+  // Its queues are the parent's too: a request from a forked child (a proxy's release, run by
+  // a destructor) would be answered as the parent's, and call_mu_ may be held by a thread the
+  // child does not have.
+  if (platform::current_pid() != pid_) return fail(MPX_EFORKED, "the manager client belongs to the parent process");
   std::lock_guard lk(call_mu_);
   if (closed_.load()) return fail(MPX_ECLOSED, "the manager client was closed");
   if (broken_) return fail(MPX_EOF, "the connection to the manager is broken");

@@ -38,6 +38,7 @@ class ClientCore {
   Status exchange(const std::string &req, std::string *rep, uint64_t seq);
   void setup_shm();
 
+  uint32_t pid_ = 0;  // the process that connected: a forked child's copy makes no call
   std::mutex call_mu_;
   mpx_conn *conn_ = nullptr;
   int fd_ = -1;

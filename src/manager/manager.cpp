@@ -84,6 +84,13 @@ Status serve_child(const std::string &tokens) {
 }
 
 ManagerObject::~ManagerObject() {
+  if (bound_pid != 0 && bound_pid != platform::current_pid()) {
+    // A forked child's copy: the server (its threads, or its process) is the parent's to
+    // stop. Its sockets were let go at the fork; the rest is left as it is.
+    (void)server_.release();
+    child_ = nullptr;
+    return;
+  }
   shutdown(1000);
   if (control_) mpx_queue_destroy(control_);
   if (child_) mpx_process_destroy(child_);

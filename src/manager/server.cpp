@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "manager/protocol.hpp"
+#include "platform/fork_mutex.hpp"
 #include "platform/process.hpp"
 #include "mpx/connection.h"
 #include "mpx/manager.h"
@@ -79,10 +80,12 @@ class Session {
  public:
   Session(Server &server, uint64_t id, mpx_conn *conn) : server_(server), id_(id), conn_(conn) {
     mpx_conn_fileno(conn, &fd_);
+    platform::drop_in_fork_child(fd_);  // a forked child holding it would hide this client's death
   }
   ~Session() {
     if (req_) mpx_queue_destroy(req_);
     if (rep_) mpx_queue_destroy(rep_);
+    platform::forget_in_fork_child(fd_);
     mpx_conn_destroy(conn_);
   }
   void run();

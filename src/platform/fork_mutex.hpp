@@ -20,6 +20,7 @@ class ForkMutex {
     kProcessEntries = 52,
     kPoolTasks = 53,
     kConnection = 60,
+    kForkFds = 65,
     kCrypto = 70
   };
   ForkMutex(Rank rank, bool recursive = false) noexcept;
@@ -50,5 +51,13 @@ class ForkMutexGuard {
 
 // Run `fn` in the child after fork, after every ForkMutex is usable again.
 void on_fork_child(void (*fn)()) noexcept;
+
+// Descriptors a forked child must not hold: a server's sockets (a child keeping them would
+// keep the address bound, and hide the server's death from its clients) and a client's (hide
+// the client's death from its server). In the child each is pointed at /dev/null, so that
+// the number stays taken and the child's copy of its owner never closes a stranger's file.
+// The owner calls forget_in_fork_child before it closes the descriptor.
+void drop_in_fork_child(int fd) noexcept;
+void forget_in_fork_child(int fd) noexcept;
 
 }  // namespace mpx::platform

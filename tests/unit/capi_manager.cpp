@@ -5,6 +5,7 @@
 // connection), server death, shutdown from a client and from the owner, and bad handles.
 #include <signal.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -1333,6 +1334,66 @@ TEST_P(ManagerObjects, AForkedChildCannotUseItsParentsClient) {
   EXPECT_EQ(queue_get(q.get(), &rc, 1000), "x") << "the parent's connection still works";
 }
 
+// A forked child's copies of the parent's handles are inert: destroying them (as a child's
+// destructors would) sends nothing to the server, stops nothing and shuts down no socket of
+// the parent's. (Before, a proxy's release went into the parent's shared-memory queue, and
+// an in-process manager's destroy tried to stop the parent's server.)
+TEST_P(ManagerObjects, AForkedChildDestroyingItsCopiesLeavesTheParentsAlone) {
+  auto d = make(MPX_MOBJ_DICT);
+  ASSERT_TRUE(d);
+  ASSERT_MPX_OK(dict_set(d.get(), "k", "parent"));
+  mpx_proxy *pd = d.get();
+  mpx_mclient *pc = c_.get();
+  mpx_manager *pm = m_.get();
+  auto st = run_in_child([&] {
+    CHILD_MPX_OK(mpx_proxy_destroy(pd));
+    CHILD_MPX_OK(mpx_mclient_destroy(pc));
+    CHILD_MPX_OK(mpx_manager_destroy(pm));
+    return 0;
+  });
+  EXPECT_TRUE(st.ok()) << st.describe();
+  int rc;
+  EXPECT_EQ(dict_get(d.get(), "k", &rc), "parent");
+  EXPECT_MPX_OK(rc) << "the parent's proxy still refers to its object";
+  ASSERT_MPX_OK(dict_set(d.get(), "k2", std::string(100000, 'x'))) << "a large request, on the socket";
+  EXPECT_EQ(dict_get(d.get(), "k2", &rc).size(), 100000u);
+  EXPECT_MPX(MPX_ETIMEDOUT, mpx_manager_wait(m_.get(), 0)) << "the server still runs";
+  auto c2 = client(&rc);
+  EXPECT_MPX_OK(rc) << "and accepts new clients";
+}
+
+// A client that dies holding a manager lock releases it, even when a child it forked lives
+// on with a copy of its socket.
+TEST_P(ManagerObjects, ADeadClientsLockIsReleasedThoughItsForkedChildLives) {
+  auto lk = make(MPX_MOBJ_LOCK);
+  ASSERT_TRUE(lk);
+  const std::string tok = proxy_token(lk.get());
+  Shared<std::atomic<int>> grandchild(0);
+  auto st = run_in_child([&]() -> int {
+    int r;
+    auto c = client(&r);
+    CHILD_MPX_OK(r);
+    auto l = mopen(c.get(), tok, &r);
+    CHILD_MPX_OK(r);
+    CHILD_MPX_OK(mpx_mlock_acquire(l.get(), 0));
+    const pid_t g = ::fork();
+    if (g == 0) {
+      ::sleep(10);
+      ::_exit(0);
+    }
+    *grandchild = int(g);
+    ::_exit(0);  // dies holding the lock
+  });
+  EXPECT_TRUE(st.ok()) << st.describe();
+  Stopwatch sw;
+  EXPECT_MPX(MPX_EOWNERDEAD, mpx_mlock_acquire(lk.get(), 5000));
+  EXPECT_LT(sw.ms(), 2000) << "the lock was held while the dead client's child lived";
+  if (int g = grandchild->load(); g > 0) {
+    ::kill(g, SIGKILL);
+    ::waitpid(g, nullptr, 0);
+  }
+}
+
 // ---- waiters killed before their wait ends ----------------------------------------------------
 
 // A child client blocks in `block` (a get, an acquire) and is SIGKILLed; right after, this
@@ -1748,6 +1809,66 @@ TEST(ManagerServer, KilledServerMakesCallsReturnEofPromptly) {
     EXPECT_MPX(MPX_EOF, rc);
     EXPECT_LT(sw.ms(), 500);
     EXPECT_MPX_OK(mpx_manager_wait(m.get(), 2000)) << "the server process died";
+  }
+}
+
+// A process serving a manager in its own threads is killed while a child it forked lives on:
+// the child let go of the server's sockets at the fork, so clients see the death at once.
+TEST(ManagerServer, InProcessServerKilledWhileItsForkedChildLivesGivesEof) {
+#if defined(__SANITIZE_THREAD__)
+  GTEST_SKIP() << "the server's process is a forked child that starts threads, which ThreadSanitizer forbids";
+#endif
+  for (uint32_t flags : {0u, uint32_t(MPX_MCLIENT_SOCKET_ONLY)}) {
+    SCOPED_TRACE(flags ? "socket" : "shm");
+    struct Box {
+      std::atomic<int> ready{0};      // the server listens
+      std::atomic<int> connected{0};  // the client has its session: fork the child now
+      std::atomic<int> grandchild{0};
+      char address[256] = {};
+    };
+    Shared<Box> box;
+    Child server = Child::fork([&]() -> int {
+      auto m = start_manager(Start::InProcess, nullptr, "", &kKey);
+      CHILD_CHECK(m != nullptr);
+      const std::string a = manager_address(m.get());
+      CHILD_CHECK(a.size() < sizeof box->address);
+      std::memcpy(box->address, a.data(), a.size());
+      box->ready = 1;
+      while (box->connected.load() == 0) sleep_ms(2);
+      const pid_t g = ::fork();  // inherits the session's socket (and shared-memory queues)
+      if (g == 0) {
+        ::sleep(10);
+        ::_exit(0);
+      }
+      box->grandchild = int(g);
+      for (;;) ::pause();
+    });
+    Stopwatch sw;
+    while (box->ready.load() == 0 && sw.ms() < 10000) sleep_ms(5);
+    ASSERT_EQ(box->ready.load(), 1);
+    int rc;
+    auto c = mconnect(box->address, &rc, flags, &kKey);
+    ASSERT_MPX_OK(rc);
+    auto q = mcreate(c.get(), MPX_MOBJ_QUEUE, nullptr, &rc);
+    ASSERT_TRUE(q);
+    box->connected = 1;
+    sw.restart();
+    while (box->grandchild.load() == 0 && sw.ms() < 10000) sleep_ms(5);
+    ASSERT_GT(box->grandchild.load(), 0);
+    std::atomic<int> get_rc{INT32_MIN};
+    std::thread getter([&] {
+      int r;
+      queue_get(q.get(), &r, 5000);
+      get_rc = r;
+    });
+    sleep_ms(100);
+    server.kill(SIGKILL);
+    server.wait(5s);
+    sw.restart();
+    getter.join();
+    EXPECT_LT(sw.ms(), 1000) << "the call waited for its timeout: the forked child kept the session open";
+    EXPECT_MPX(MPX_EOF, get_rc.load());
+    ::kill(box->grandchild.load(), SIGKILL);  // reparented to init (or a subreaper), which reaps it
   }
 }
 

@@ -1,6 +1,10 @@
 #include "platform/fork_mutex.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <vector>
 
 namespace mpx::platform {
 
@@ -61,6 +65,49 @@ void ForkMutex::reinit() noexcept {
   if (recursive_) pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
   pthread_mutex_init(&mu_, &attr);
   pthread_mutexattr_destroy(&attr);
+}
+
+namespace {
+
+ForkMutex g_fds_mu(ForkMutex::kForkFds);
+std::vector<int> *g_fds = nullptr;  // under g_fds_mu, which fork() holds: consistent in the child
+
+void drop_fds_in_child() {
+  if (!g_fds || g_fds->empty()) return;
+  const int null = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int fd : *g_fds) {
+    if (null >= 0) ::dup3(null, fd, O_CLOEXEC);
+    else ::close(fd);
+  }
+  if (null >= 0) ::close(null);
+  g_fds->clear();
+}
+
+}  // namespace
+
+void drop_in_fork_child(int fd) noexcept {
+  if (fd < 0) return;
+  ForkMutexGuard g(g_fds_mu);
+  try {
+    if (!g_fds) {
+      g_fds = new std::vector<int>();
+      on_fork_child(drop_fds_in_child);
+    }
+    g_fds->push_back(fd);
+  } catch (...) {  // out of memory: the child keeps the descriptor, nothing worse
+  }
+}
+
+void forget_in_fork_child(int fd) noexcept {
+  if (fd < 0) return;
+  ForkMutexGuard g(g_fds_mu);
+  if (!g_fds) return;
+  for (auto it = g_fds->begin(); it != g_fds->end(); ++it) {
+    if (*it == fd) {
+      g_fds->erase(it);
+      return;
+    }
+  }
 }
 
 void on_fork_child(void (*fn)()) noexcept {
