@@ -579,10 +579,11 @@ TEST(PoolStop, DestroyWakesAThreadBlockedInApply) {
   int64_t ms = 30000;
   mpx_task t = named_task("sleep", &ms, sizeof ms);
   std::atomic<int> rc{1};
-  std::thread blocked([&] {
+  mpx_pool *pool = p.get();  // the thread must not read p while release() writes it
+  std::thread blocked([&rc, &t, pool] {
     void *r = nullptr;
     size_t n = 0;
-    rc = mpx_pool_apply(p.get(), &t, &r, &n);
+    rc = mpx_pool_apply(pool, &t, &r, &n);
     mpx_free(r);
   });
   std::this_thread::sleep_for(200ms);
