@@ -742,9 +742,10 @@ Status Session::receive(std::string *msg) {
 Status Session::reply(const std::string &msg, bool via_queue) {
   if (!via_queue) return Status(mpx_conn_send(conn_, msg.data(), msg.size()));
   const bool big = msg.size() > kQueueInlineMax;
+  const char *put = big ? kOnSocket : msg.data();
+  const size_t put_len = big ? sizeof kOnSocket : msg.size();
   for (;;) {
-    const Status s = big ? Status(mpx_queue_put(rep_, kOnSocket, sizeof kOnSocket, 100))
-                         : Status(mpx_queue_put(rep_, msg.data(), msg.size(), 100));
+    const Status s = Status(mpx_queue_put(rep_, put, put_len, 100));
     if (s == MPX_OK) break;
     if (s != MPX_ETIMEDOUT) return s;
     if (server_.stopping() || gone()) return MPX_EOF;

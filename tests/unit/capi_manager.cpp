@@ -19,6 +19,7 @@
 
 #include "capi_manager_helpers.hpp"
 #include "mpx/listener.h"
+#include "support/process_helpers.hpp"
 #include "support/listener_helpers.hpp"
 
 using namespace mpxt;
@@ -1814,47 +1815,72 @@ TEST(ManagerServer, KilledServerMakesCallsReturnEofPromptly) {
 
 // A process serving a manager in its own threads is killed while a child it forked lives on:
 // the child let go of the server's sockets at the fork, so clients see the death at once.
+// The server's process comes from the forkserver (it starts threads, which ThreadSanitizer
+// forbids in a child forked from this threaded test). It talks to the test through two mpx
+// queues named in its payload: it sends its address, waits for "go" (the client has its
+// session), forks the child that inherits the session, sends the child's pid, and waits to be
+// killed.
+void forking_server_entry(const void *payload, size_t size) {
+  const std::string tokens(static_cast<const char *>(payload), size);
+  const size_t nl = tokens.find('\n');
+  mpx_queue *to_test = nullptr, *from_test = nullptr;
+  if (nl == std::string::npos || mpx_queue_attach(&to_test, tokens.substr(0, nl).c_str()) != MPX_OK ||
+      mpx_queue_attach(&from_test, tokens.substr(nl + 1).c_str()) != MPX_OK)
+    ::_exit(3);
+  auto m = start_manager(Start::InProcess, nullptr, "", &kKey);
+  if (!m) ::_exit(4);
+  const std::string a = manager_address(m.get());
+  if (mpx_queue_put(to_test, a.data(), a.size(), 10000) != MPX_OK) ::_exit(5);
+  void *go = nullptr;
+  size_t n = 0;
+  if (mpx_queue_get(from_test, &go, &n, 10000) != MPX_OK) ::_exit(6);
+  mpx_free(go);
+  const pid_t g = ::fork();  // inherits the session's socket (and shared-memory queues)
+  if (g == 0) {
+    ::sleep(10);
+    ::_exit(0);
+  }
+  const std::string pid = std::to_string(g);
+  mpx_queue_put(to_test, pid.data(), pid.size(), 10000);
+  for (;;) ::pause();
+}
+const bool kForkingServerRegistered = mpx_register("mpxt.forking_server", forking_server_entry) == MPX_OK;
+
+using QueuePtr = std::unique_ptr<mpx_queue, Destroyer<mpx_queue, mpx_queue_destroy>>;
+
+QueuePtr make_queue() {
+  mpx_queue *q = nullptr;
+  mpx_queue_create(&q, nullptr);
+  return QueuePtr(q);
+}
+
+std::string get_str(mpx_queue *q, int64_t timeout_ms, int *rc) {
+  void *data = nullptr;
+  size_t len = 0;
+  *rc = mpx_queue_get(q, &data, &len, timeout_ms);
+  return *rc == MPX_OK ? take_bytes(data, len) : std::string();
+}
+
 TEST(ManagerServer, InProcessServerKilledWhileItsForkedChildLivesGivesEof) {
-#if defined(__SANITIZE_THREAD__)
-  GTEST_SKIP() << "the server's process is a forked child that starts threads, which ThreadSanitizer forbids";
-#endif
+  ASSERT_TRUE(kForkingServerRegistered);
   for (uint32_t flags : {0u, uint32_t(MPX_MCLIENT_SOCKET_ONLY)}) {
     SCOPED_TRACE(flags ? "socket" : "shm");
-    struct Box {
-      std::atomic<int> ready{0};      // the server listens
-      std::atomic<int> connected{0};  // the client has its session: fork the child now
-      std::atomic<int> grandchild{0};
-      char address[256] = {};
-    };
-    Shared<Box> box;
-    Child server = Child::fork([&]() -> int {
-      auto m = start_manager(Start::InProcess, nullptr, "", &kKey);
-      CHILD_CHECK(m != nullptr);
-      const std::string a = manager_address(m.get());
-      CHILD_CHECK(a.size() < sizeof box->address);
-      std::memcpy(box->address, a.data(), a.size());
-      box->ready = 1;
-      while (box->connected.load() == 0) sleep_ms(2);
-      const pid_t g = ::fork();  // inherits the session's socket (and shared-memory queues)
-      if (g == 0) {
-        ::sleep(10);
-        ::_exit(0);
-      }
-      box->grandchild = int(g);
-      for (;;) ::pause();
-    });
-    Stopwatch sw;
-    while (box->ready.load() == 0 && sw.ms() < 10000) sleep_ms(5);
-    ASSERT_EQ(box->ready.load(), 1);
+    QueuePtr to_test = make_queue(), from_test = make_queue();
+    ASSERT_TRUE(to_test && from_test);
+    const std::string tokens = token_of(mpx_queue_token, to_test.get()) + "\n" + token_of(mpx_queue_token, from_test.get());
+    auto server = start_entry(MPX_START_FORKSERVER, "mpxt.forking_server", tokens.data(), tokens.size());
+    ASSERT_TRUE(server);
     int rc;
-    auto c = mconnect(box->address, &rc, flags, &kKey);
+    const std::string address = get_str(to_test.get(), 10000, &rc);
+    ASSERT_MPX_OK(rc);
+    auto c = mconnect(address, &rc, flags, &kKey);
     ASSERT_MPX_OK(rc);
     auto q = mcreate(c.get(), MPX_MOBJ_QUEUE, nullptr, &rc);
     ASSERT_TRUE(q);
-    box->connected = 1;
-    sw.restart();
-    while (box->grandchild.load() == 0 && sw.ms() < 10000) sleep_ms(5);
-    ASSERT_GT(box->grandchild.load(), 0);
+    ASSERT_MPX_OK(mpx_queue_put(from_test.get(), "go", 2, 0));
+    const int grandchild = std::atoi(get_str(to_test.get(), 10000, &rc).c_str());
+    ASSERT_MPX_OK(rc);
+    ASSERT_GT(grandchild, 0);
     std::atomic<int> get_rc{INT32_MIN};
     std::thread getter([&] {
       int r;
@@ -1862,13 +1888,13 @@ TEST(ManagerServer, InProcessServerKilledWhileItsForkedChildLivesGivesEof) {
       get_rc = r;
     });
     sleep_ms(100);
-    server.kill(SIGKILL);
-    server.wait(5s);
-    sw.restart();
+    ASSERT_MPX_OK(mpx_process_kill(server.get()));
+    EXPECT_MPX_OK(mpx_process_join(server.get(), 5000));
+    Stopwatch sw;
     getter.join();
     EXPECT_LT(sw.ms(), 1000) << "the call waited for its timeout: the forked child kept the session open";
     EXPECT_MPX(MPX_EOF, get_rc.load());
-    ::kill(box->grandchild.load(), SIGKILL);  // reparented to init (or a subreaper), which reaps it
+    ::kill(grandchild, SIGKILL);  // reparented to a subreaper or init, which reaps it
   }
 }
 

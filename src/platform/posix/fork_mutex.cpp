@@ -102,12 +102,7 @@ void forget_in_fork_child(int fd) noexcept {
   if (fd < 0) return;
   ForkMutexGuard g(g_fds_mu);
   if (!g_fds) return;
-  for (auto it = g_fds->begin(); it != g_fds->end(); ++it) {
-    if (*it == fd) {
-      g_fds->erase(it);
-      return;
-    }
-  }
+  if (auto it = std::find(g_fds->begin(), g_fds->end(), fd); it != g_fds->end()) g_fds->erase(it);
 }
 
 void on_fork_child(void (*fn)()) noexcept {
