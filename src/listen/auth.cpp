@@ -1,9 +1,13 @@
 // The authkey handshake (auth.hpp), on OpenSSL's HMAC.
+//
+// libcrypto is loaded on the first handshake, not with libmpx: mapping and relocating it
+// costs every process that loads mpx about 5 ms here (a third of a Python child's import of
+// mpx), and most never authenticate. OpenSSL's headers give the types; dlsym the functions.
 #include "listen/auth.hpp"
 
-#include <openssl/crypto.h>
+#include <dlfcn.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/opensslv.h>
 
 #include <cstring>
 
@@ -15,13 +19,59 @@ namespace mpx::listen {
 
 namespace {
 
-const EVP_MD *digest_by_name(const std::string &name) {
-  if (name == "md5") return EVP_md5();
-  if (name == "sha256") return EVP_sha256();
-  if (name == "sha384") return EVP_sha384();
-  if (name == "sha3_256") return EVP_sha3_256();
-  if (name == "sha3_384") return EVP_sha3_384();
-  return nullptr;
+#define MPX_STR2(x) #x
+#define MPX_STR(x) MPX_STR2(x)
+constexpr const char *kCryptoSoname = "libcrypto.so." MPX_STR(OPENSSL_VERSION_MAJOR);
+
+// The few libcrypto functions the handshake calls.
+struct Crypto {
+  using Md = const EVP_MD *(*)();
+  unsigned char *(*hmac)(const EVP_MD *, const void *, int, const unsigned char *, size_t, unsigned char *,
+                         unsigned int *);
+  Md md5, sha256, sha384, sha3_256, sha3_384;
+};
+
+// libcrypto's locks know nothing of fork(): a child forked while another thread of its
+// parent was inside HMAC (which fetches the digest under a global lock) would wait for that
+// lock forever. Every call into libcrypto, and its loading, holds this mutex, which fork()
+// takes first.
+platform::ForkMutex g_crypto_mu(platform::ForkMutex::kCrypto);
+Crypto g_crypto;        // under g_crypto_mu
+bool g_crypto_loaded;   // under g_crypto_mu
+
+// Under g_crypto_mu.
+Status load_crypto() {
+  if (g_crypto_loaded) return MPX_OK;
+  void *so = dlopen(kCryptoSoname, RTLD_NOW | RTLD_LOCAL);
+  if (!so) return fail(MPX_ESYS, "cannot load {} for the authkey handshake: {}", kCryptoSoname, dlerror());
+  Crypto c;
+  bool ok = true;
+  auto sym = [&](auto *fn, const char *name) {
+    void *p = dlsym(so, name);
+    ok &= p != nullptr;
+    std::memcpy(fn, &p, sizeof p);
+  };
+  sym(&c.hmac, "HMAC");
+  sym(&c.md5, "EVP_md5");
+  sym(&c.sha256, "EVP_sha256");
+  sym(&c.sha384, "EVP_sha384");
+  sym(&c.sha3_256, "EVP_sha3_256");
+  sym(&c.sha3_384, "EVP_sha3_384");
+  if (!ok) return fail(MPX_ESYS, "{} lacks a function the authkey handshake needs", kCryptoSoname);
+  g_crypto = c;  // the library stays loaded for the life of the process
+  g_crypto_loaded = true;
+  return MPX_OK;
+}
+
+enum class Digest { none, md5, sha256, sha384, sha3_256, sha3_384 };
+
+Digest digest_by_name(const std::string &name) {
+  if (name == "md5") return Digest::md5;
+  if (name == "sha256") return Digest::sha256;
+  if (name == "sha384") return Digest::sha384;
+  if (name == "sha3_256") return Digest::sha3_256;
+  if (name == "sha3_384") return Digest::sha3_384;
+  return Digest::none;
 }
 
 // Python's _get_digest_name_and_payload: "{name}payload" with a known name, else ("", message).
@@ -32,26 +82,40 @@ void split_digest(const std::string &m, std::string *name, std::string *payload)
   const size_t curly = m.find('}', 1);
   if (curly == std::string::npos || curly > 10) return;  // Python looks within _MAX_DIGEST_LEN+2
   std::string n = m.substr(1, curly - 1);
-  if (!digest_by_name(n)) return;
+  if (digest_by_name(n) == Digest::none) return;
   *name = std::move(n);
   *payload = m.substr(curly + 1);
 }
 
-// libcrypto's locks know nothing of fork(): a child forked while another thread of its
-// parent was inside HMAC (which fetches the digest under a global lock) would wait for that
-// lock forever. Every call into libcrypto holds this mutex, which fork() takes first.
-platform::ForkMutex g_crypto_mu(platform::ForkMutex::kCrypto);
-
-Status hmac(const Key &key, const EVP_MD *md, const std::string &msg, std::string *out) {
+Status hmac(const Key &key, Digest digest, const std::string &msg, std::string *out) {
   unsigned char buf[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   static const unsigned char empty = 0;
   const void *k = key.data ? key.data : &empty;
   platform::ForkMutexGuard g(g_crypto_mu);
-  if (!HMAC(md, k, int(key.len), reinterpret_cast<const unsigned char *>(msg.data()), msg.size(), buf, &len))
+  if (Status s = load_crypto(); s != MPX_OK) return s;
+  const Crypto &c = g_crypto;
+  const EVP_MD *md = nullptr;
+  switch (digest) {
+    case Digest::md5: md = c.md5(); break;
+    case Digest::sha256: md = c.sha256(); break;
+    case Digest::sha384: md = c.sha384(); break;
+    case Digest::sha3_256: md = c.sha3_256(); break;
+    case Digest::sha3_384: md = c.sha3_384(); break;
+    case Digest::none: break;
+  }
+  if (!md || !c.hmac(md, k, int(key.len), reinterpret_cast<const unsigned char *>(msg.data()), msg.size(), buf, &len))
     return fail(MPX_ESYS, "HMAC failed");
   out->assign(reinterpret_cast<char *>(buf), len);
   return MPX_OK;
+}
+
+// Constant time in the length compared, as CRYPTO_memcmp.
+bool same_digest(const std::string &a, const std::string &b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return *static_cast<volatile unsigned char *>(&diff) == 0;
 }
 
 bool starts_with(const std::string &s, const char *prefix) { return s.compare(0, std::strlen(prefix), prefix) == 0; }
@@ -75,7 +139,7 @@ Status verify_response(const Key &key, const std::string &message, const std::st
     return fail(MPX_EAUTH, "authentication failed: a legacy HMAC-MD5 answer, and sha256 is required");
   std::string expected;
   if (Status s = hmac(key, digest_by_name(name), message, &expected); s != MPX_OK) return s;
-  if (expected.size() != mac.size() || CRYPTO_memcmp(expected.data(), mac.data(), mac.size()) != 0)
+  if (!same_digest(expected, mac))
     return fail(MPX_EAUTH, "authentication failed: the peer's digest is wrong (a different authkey?)");
   return MPX_OK;
 }
@@ -86,7 +150,7 @@ Status make_response(const Key &key, const std::string &message, uint32_t flags,
   if (name.empty() || name == "md5") {
     if (flags & MPX_AUTH_REQUIRE_SHA256)
       return fail(MPX_EAUTH, "authentication failed: a legacy (HMAC-MD5) challenge, and sha256 is required");
-    if (name.empty()) return hmac(key, EVP_md5(), message, response);  // bare, as Python 3.11 expects
+    if (name.empty()) return hmac(key, Digest::md5, message, response);  // bare, as Python 3.11 expects
   }
   std::string mac;
   if (Status s = hmac(key, digest_by_name(name), message, &mac); s != MPX_OK) return s;
