@@ -9,6 +9,10 @@ pickled preparation data and process object. The code is shipped because compili
 sources is most of what a new interpreter would spend on mpx when no bytecode cache can be
 written (PYTHONDONTWRITEBYTECODE, a read-only install): unmarshalling it costs ~1 ms, against
 ~20 ms for compiling it.
+
+The child does not import ``multiprocessing.spawn`` or ``multiprocessing.util`` (which
+imports ``subprocess``): about 5 ms of a new interpreter's start here. ``prepare`` below does
+what multiprocessing's does, importing ``multiprocessing.util`` only when the parent logs.
 """
 
 import os
@@ -16,8 +20,6 @@ import sys
 
 import multiprocessing.context as _mpc
 import multiprocessing.process as _mpp
-import multiprocessing.spawn as _mps
-import multiprocessing.util as _mpu
 from multiprocessing.reduction import ForkingPickler
 
 __all__ = ["spawn_main", "get_preparation_data", "prepare", "get_command_line"]
@@ -67,7 +69,8 @@ finally:
 
 
 def get_executable():
-    return _mps.get_executable()
+    import multiprocessing.spawn
+    return multiprocessing.spawn.get_executable()
 
 
 def get_command_line(entry):
@@ -129,11 +132,13 @@ def write_to_child(fd, *parts):
 def get_preparation_data(name):
     """multiprocessing.spawn.get_preparation_data, with mpx's start method (asking
     multiprocessing's would fix its start method as a side effect)."""
-    _mps._check_not_importing_main()
+    import multiprocessing.spawn
+    import multiprocessing.util as util
+    multiprocessing.spawn._check_not_importing_main()
     from .context import get_start_method
-    d = dict(log_to_stderr=_mpu._log_to_stderr, authkey=bytes(_mpp.current_process().authkey))
-    if _mpu._logger is not None:
-        d['log_level'] = _mpu._logger.getEffectiveLevel()
+    d = dict(log_to_stderr=util._log_to_stderr, authkey=bytes(_mpp.current_process().authkey))
+    if util._logger is not None:
+        d['log_level'] = util._logger.getEffectiveLevel()
     sys_path = sys.path.copy()
     try:
         i = sys_path.index('')
@@ -157,20 +162,74 @@ def get_preparation_data(name):
 
 
 def prepare(data):
-    """Apply preparation data (multiprocessing.spawn.prepare, but the start method is
-    mpx's). The main module is imported as __mp_main__ with the `if __name__ ==
+    """Apply preparation data as multiprocessing.spawn.prepare does, but with mpx's start
+    method. The main module is imported as __mp_main__ with the `if __name__ ==
     "__main__"` block skipped, as multiprocessing does."""
-    data = dict(data)
-    method = data.pop('start_method', None)
     main = _mpp.current_process()
     main._inheriting = True
     try:
-        _mps.prepare(data)
+        if 'name' in data:
+            main.name = data['name']
+        if 'authkey' in data:
+            main.authkey = data['authkey']
+        if data.get('log_to_stderr') or 'log_level' in data:
+            import multiprocessing.util as util
+            if data.get('log_to_stderr'):
+                util.log_to_stderr()
+            if 'log_level' in data:
+                util.get_logger().setLevel(data['log_level'])
+        if 'sys_path' in data:
+            sys.path = data['sys_path']
+        if 'sys_argv' in data:
+            sys.argv = data['sys_argv']
+        if 'dir' in data:
+            os.chdir(data['dir'])
+        if 'orig_dir' in data:
+            _mpp.ORIGINAL_DIR = data['orig_dir']
+        if data.get('start_method') is not None:
+            from .context import set_start_method
+            set_start_method(data['start_method'], force=True)
+        if 'init_main_from_name' in data:
+            _fixup_main_from_name(data['init_main_from_name'])
+        elif 'init_main_from_path' in data:
+            _fixup_main_from_path(data['init_main_from_path'])
     finally:
         del main._inheriting
-    if method is not None:
-        from .context import set_start_method
-        set_start_method(method, force=True)
+
+
+# The child's original __main__, kept alive (multiprocessing.spawn.old_main_modules).
+_old_main_modules = []
+
+
+def _run_as_mp_main(run):
+    """Make `run()`'s namespace the module __mp_main__, also known as __main__."""
+    import types
+    _old_main_modules.append(sys.modules['__main__'])
+    main_module = types.ModuleType("__mp_main__")
+    main_module.__dict__.update(run())
+    sys.modules['__main__'] = sys.modules['__mp_main__'] = main_module
+
+
+def _fixup_main_from_name(mod_name):
+    # As multiprocessing: a package's __main__ runs its main-only code unconditionally, so
+    # it is not run again; a main module already in place is kept.
+    if mod_name == "__main__" or mod_name.endswith(".__main__"):
+        return
+    if getattr(sys.modules['__main__'].__spec__, "name", None) == mod_name:
+        return
+    import runpy
+    _run_as_mp_main(lambda: runpy.run_module(mod_name, run_name="__mp_main__", alter_sys=True))
+
+
+def _fixup_main_from_path(main_path):
+    # As multiprocessing: IPython's launch script has no main guard; a main module already
+    # in place is kept.
+    if os.path.splitext(os.path.basename(main_path))[0] == 'ipython':
+        return
+    if getattr(sys.modules['__main__'], '__file__', None) == main_path:
+        return
+    import runpy
+    _run_as_mp_main(lambda: runpy.run_path(main_path, run_name="__mp_main__"))
 
 
 # ---- descriptors that travel with a pickled object ----------------------------------------
