@@ -225,6 +225,7 @@ Status QueueObject::take_small(uint64_t h, const View &v, Sink &sink, uint64_t *
   crash_point(CrashPoint::consumer_claimed);
   uint64_t f = h;
   if (!l_->free.free.compare_exchange_strong(f, h + v.bytes, std::memory_order_seq_cst)) {
+    tsan_release(v.r);
     v.r->state.store(kDone, std::memory_order_seq_cst);
     advance_free();
   }
@@ -257,6 +258,7 @@ void QueueObject::claim(uint64_t h, const View &v) noexcept {
 }
 
 void QueueObject::finish(const View &v) noexcept {
+  tsan_release(v.r);
   v.r->state.store(kDone, std::memory_order_seq_cst);
   advance_free();
   wake_producers(v.kind == kWhole || v.kind == kFirst ? v.ordinal : 0);
@@ -277,6 +279,7 @@ void QueueObject::wake_producers(uint64_t ordinal) noexcept {
 // Pass over the record at head without delivering it (it is DONE from now on).
 void QueueObject::skip(uint64_t h, const View &v, uint32_t from_state) noexcept {
   uint32_t expected = from_state;
+  tsan_release(v.r);
   v.r->state.compare_exchange_strong(expected, kDone, std::memory_order_seq_cst);
   l_->consumer.head.store(h + v.bytes, std::memory_order_release);
   advance_free();
@@ -310,6 +313,7 @@ Status QueueObject::repair_consumer() noexcept {
     if (v.kind != kPad && (state == kReading || state == kDone)) {
       if (item) l_->consumer.items_got.store(v.ordinal, std::memory_order_release);
       uint32_t expected = kReading;
+      tsan_release(v.r);
       v.r->state.compare_exchange_strong(expected, kDone, std::memory_order_seq_cst);
       l_->consumer.head.store(h + v.bytes, std::memory_order_release);
     } else if (item && got != 0 && v.ordinal == got) {
@@ -343,6 +347,7 @@ Status QueueObject::free_abandoned_small() noexcept {
     }
     if (state == kCommitted && v.kind != kPad) {
       uint32_t expected = kCommitted;
+      tsan_release(v.r);
       v.r->state.compare_exchange_strong(expected, kDone, std::memory_order_seq_cst);
     }
     f += v.bytes;

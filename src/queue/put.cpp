@@ -173,6 +173,7 @@ void QueueObject::write_header(uint64_t tail, uint32_t kind, uint64_t length, co
     pad->position.store(p, std::memory_order_relaxed);
     pad->length.store(rest, std::memory_order_relaxed);
     pad->ordinal.store(0, std::memory_order_relaxed);
+    tsan_release(pad);
     pad->state.store(kDone, std::memory_order_release);
     p += rest;
   }
@@ -260,6 +261,7 @@ Status QueueObject::recover_reader() noexcept {
   if (state == kReading &&
       !owner_alive(v.r->pid.load(std::memory_order_relaxed), v.r->tid.load(std::memory_order_relaxed))) {
     uint32_t expected = kReading;
+    tsan_release(v.r);
     v.r->state.compare_exchange_strong(expected, kDone, std::memory_order_seq_cst);
   }
   advance_free();

@@ -215,6 +215,7 @@ void QueueObject::advance_free() noexcept {
       f = now;
       continue;
     }
+    tsan_acquire(r);
     if (l_->free.free.compare_exchange_strong(f, f + v.bytes, std::memory_order_seq_cst)) f += v.bytes;
   }
 }

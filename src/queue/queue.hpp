@@ -32,10 +32,19 @@
 // (advance_free looks at records behind head without a lock): every value read is checked,
 // and the read discarded when free has moved meanwhile. ThreadSanitizer cannot know that the
 // race is benign, so it does not watch these reads.
+// Unwatched, peek_state's load would also hide from ThreadSanitizer the synchronisation it
+// makes: whoever moves free over a DONE record has acquired what the record's finisher did
+// (its copy out), and passes it on to the producer that reuses the space. tsan_release before
+// each store of DONE and tsan_acquire where a peeked DONE is acted on name it.
 #if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
 #define MPX_TSAN_BENIGN __attribute__((no_sanitize("thread")))
+inline void tsan_release(const void *p) noexcept { __tsan_release(const_cast<void *>(p)); }
+inline void tsan_acquire(const void *p) noexcept { __tsan_acquire(const_cast<void *>(p)); }
 #else
 #define MPX_TSAN_BENIGN
+inline void tsan_release(const void *) noexcept {}
+inline void tsan_acquire(const void *) noexcept {}
 #endif
 
 namespace mpx {
