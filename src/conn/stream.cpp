@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <cstring>
 
 #include "mpx/connection.h"
 
@@ -173,9 +174,23 @@ Status Stream::wait(short events, Deadline deadline) {
   }
 }
 
+constexpr size_t kSmallSend = 1024;
+
 ssize_t Stream::write_some(iovec *iov, int n, void *control, size_t control_len) {
   ssize_t w;
   if (socket_) {
+    // A small frame without descriptors goes out of one buffer through send(): the cheapest
+    // socket call (no msghdr to copy in and walk); a round trip of small messages makes two.
+    if (!control && n <= 2 && iov[0].iov_len + (n == 2 ? iov[1].iov_len : 0) <= kSmallSend) {
+      unsigned char one[kSmallSend];
+      size_t len = iov[0].iov_len;
+      std::memcpy(one, iov[0].iov_base, len);
+      if (n == 2 && iov[1].iov_len) {
+        std::memcpy(one + len, iov[1].iov_base, iov[1].iov_len);
+        len += iov[1].iov_len;
+      }
+      return blocking([&] { return ::send(fd_, one, len, MSG_NOSIGNAL); });
+    }
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = size_t(n);
@@ -232,6 +247,11 @@ ssize_t Stream::read_some(void *buf, size_t len, FdSink *sink, bool block) {
     // in one call. A plain receive has no control buffer: descriptors sent with these
     // bytes, if any, are dropped by the kernel, so they never leak.
     const int flags = (block ? MSG_WAITALL : MSG_DONTWAIT) | (sink ? MSG_CMSG_CLOEXEC : 0);
+    if (!sink) {
+      r = block ? blocking([&] { return ::recv(fd_, buf, len, flags); }) : ::recv(fd_, buf, len, flags);
+      if (!block && r < 0) r = -errno;
+      return r;
+    }
     iovec iov{buf, len};
     msghdr msg{};
     msg.msg_iov = &iov;
