@@ -65,12 +65,14 @@ void after_fork_child() noexcept {
   // Only the forking thread exists in the child: every other thread's pins are gone.
   for (ThreadRecord *r = g_records.load(); r; r = r->next) {
     if (r == t_record) continue;
-    for (auto &p : r->pins) p.store(0, std::memory_order_relaxed);
-    r->depth = 0;
-    r->in_use.store(false, std::memory_order_relaxed);
+    for (auto &p : r->pins)
+      if (p.load(std::memory_order_relaxed)) p.store(0, std::memory_order_relaxed);
+    if (r->depth) r->depth = 0;
+    if (r->in_use.load(std::memory_order_relaxed)) r->in_use.store(false, std::memory_order_relaxed);
   }
-  // The child is a new mm: registration does not carry over.
-  g_asymmetric_fence = register_membarrier();
+  // The child is a new mm: registration does not carry over. (Stored only if it changes:
+  // see on_fork_child.)
+  if (const bool fence = register_membarrier(); fence != g_asymmetric_fence) g_asymmetric_fence = fence;
 }
 
 struct Init {

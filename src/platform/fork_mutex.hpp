@@ -6,6 +6,9 @@
 
 #include <pthread.h>
 
+#include <cstddef>
+#include <new>
+
 namespace mpx::platform {
 
 class ForkMutex {
@@ -27,13 +30,16 @@ class ForkMutex {
   ForkMutex(const ForkMutex &) = delete;
   ForkMutex &operator=(const ForkMutex &) = delete;
 
-  void lock() noexcept { pthread_mutex_lock(&mu_); }
-  void unlock() noexcept { pthread_mutex_unlock(&mu_); }
+  void lock() noexcept { pthread_mutex_lock(mu_); }
+  void unlock() noexcept { pthread_mutex_unlock(mu_); }
 
  private:
   friend struct ForkMutexRegistry;
   void reinit() noexcept;
-  pthread_mutex_t mu_;
+  // In the registry's one array (each fork's handlers write every mutex, in the parent and
+  // in the child: together they cost one copy-on-write fault each, not one per mutex).
+  pthread_mutex_t *mu_;
+  pthread_mutex_t own_;  // if the array is full
   Rank rank_;
   bool recursive_;
 };
@@ -49,8 +55,23 @@ class ForkMutexGuard {
   ForkMutex &m_;
 };
 
-// Run `fn` in the child after fork, after every ForkMutex is usable again.
+// Run `fn` in the child after fork, after every ForkMutex is usable again. A child pays a
+// copy-on-write fault for each page it writes (tens of microseconds in a VM), and every
+// fork of the process runs these: write only what needs it (reads are free).
 void on_fork_child(void (*fn)()) noexcept;
+
+// In a fork child: make a mutex that another thread may have held across the fork usable,
+// writing it only if it is not already in its initial state (all bytes zero in glibc, for
+// pthread_mutex_t as for std::mutex).
+template <typename Mutex>
+void reset_in_fork_child(Mutex &m) noexcept {
+  const auto *b = reinterpret_cast<const unsigned char *>(&m);
+  for (size_t i = 0; i < sizeof m; ++i)
+    if (b[i] != 0) {
+      new (&m) Mutex();
+      return;
+    }
+}
 
 // Descriptors a forked child must not hold: a server's sockets (a child keeping them would
 // keep the address bound, and hide the server's death from its clients) and a client's (hide

@@ -34,8 +34,9 @@ struct IdentityState {
   Identity id;
   uint32_t counter = 0;
 };
+IdentityState *g_state = nullptr;  // once state() has made it
 IdentityState &state() {
-  static IdentityState *s = new IdentityState();  // never destroyed: children use it at exit
+  static IdentityState *s = g_state = new IdentityState();  // never destroyed: children use it at exit
   return *s;
 }
 
@@ -162,8 +163,9 @@ struct Registry {
   std::vector<Process *> live;
   std::vector<Child> orphans;
 };
+Registry *g_registry = nullptr;  // once registry() has made it
 Registry &registry() {
-  static Registry *r = new Registry();
+  static Registry *r = g_registry = new Registry();
   return *r;
 }
 
@@ -171,14 +173,17 @@ Registry &registry() {
 struct ForkHook {
   ForkHook() {
     platform::on_fork_child([] {
-      auto &r = registry();
-      new (&r.live) std::vector<Process *>();  // the parent's vectors leak in the child
-      new (&r.orphans) std::vector<Child>();
-      r.reaper = false;  // the thread did not come along
-      if (r.reaper_wake >= 0) ::close(r.reaper_wake);
-      r.reaper_wake = -1;
-      auto &st = state();
-      st.counter = 0;
+      // (Written only where the parent left something: see on_fork_child.)
+      if (g_state && g_state->counter) g_state->counter = 0;
+      if (!g_registry) return;
+      auto &r = *g_registry;
+      if (!r.live.empty()) new (&r.live) std::vector<Process *>();  // the parent's vectors leak in the child
+      if (!r.orphans.empty()) new (&r.orphans) std::vector<Child>();
+      if (r.reaper) r.reaper = false;  // the thread did not come along
+      if (r.reaper_wake >= 0) {
+        ::close(r.reaper_wake);
+        r.reaper_wake = -1;
+      }
     });
   }
 } g_fork_hook;
@@ -351,7 +356,12 @@ Forker *g_forker = new Forker();
 
 struct ForkerHook {
   ForkerHook() {
-    platform::on_fork_child([] { g_forker = new (std::nothrow) Forker(); });  // the thread is gone here
+    platform::on_fork_child([] {
+      // Its thread is gone here: a fresh Forker if it ran, else only its mutex (another
+      // thread may have just taken it to start the thread).
+      if (!g_forker || g_forker->running) g_forker = new (std::nothrow) Forker();
+      else platform::reset_in_fork_child(g_forker->mu);
+    });
   }
 } g_forker_hook;
 

@@ -52,8 +52,9 @@ struct Zygote {
   pid_t pid = 0;
   int ctl = -1;
 };
+Zygote *g_zygote = nullptr;  // once zygote() has made it (until then a fork child has nothing to reset)
 Zygote &zygote() {
-  static Zygote *z = new Zygote();
+  static Zygote *z = g_zygote = new Zygote();
   return *z;
 }
 
@@ -62,11 +63,14 @@ Zygote &zygote() {
 struct ForkHook {
   ForkHook() {
     platform::on_fork_child([] {
-      auto &z = zygote();
-      new (&z.mu) std::mutex();  // another thread may have held it across this fork
-      if (z.ctl >= 0) ::close(z.ctl);
-      z.ctl = -1;
-      z.pid = 0;
+      if (!g_zygote) return;
+      auto &z = *g_zygote;
+      platform::reset_in_fork_child(z.mu);  // another thread may have held it across this fork
+      if (z.ctl >= 0) {
+        ::close(z.ctl);
+        z.ctl = -1;
+      }
+      if (z.pid) z.pid = 0;
     });
   }
 } g_fork_hook;

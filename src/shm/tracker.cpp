@@ -55,9 +55,9 @@ socklen_t g_addr_len = 0;
 struct ForkHook {
   ForkHook() {
     platform::on_fork_child([] {
-      g_daemon_for = 0;
+      if (g_daemon_for) g_daemon_for = 0;
       // Another thread may have held it across this fork.
-      g_start_mu_raw = PTHREAD_MUTEX_INITIALIZER;
+      platform::reset_in_fork_child(g_start_mu_raw);
     });
   }
 } g_fork_hook;

@@ -581,14 +581,19 @@ def _session_id():
 def _after_fork_in_child():
     # Connections and queues of the parent are not this process's: forget them (their
     # descriptors stay open, unused, so that nothing of the parent's is closed or freed).
+    # Only what exists: a fork child pays a copy-on-write fault for every page it touches
+    # (see popen_fork), and most processes that import this module never use a manager.
     global _tls, _deferred_cv
-    _graveyard.append((dict(_controls), _tls))
-    _controls.clear()
-    _tls = threading.local()
-    _channels.clear()
-    del _deferred[:]
+    if _controls or _channels:
+        _graveyard.append((dict(_controls), _tls))
+        _controls.clear()
+        _tls = threading.local()
+        _channels.clear()
+    if _deferred:
+        del _deferred[:]
     _deferred_thread[0] = None
-    _deferred_cv = threading.Condition(threading.Lock())
+    if _deferred_cv._lock.locked():     # held by a parent's thread that is not here
+        _deferred_cv = threading.Condition(threading.Lock())
 
 
 _graveyard = []

@@ -10,6 +10,8 @@ namespace mpx::platform {
 
 struct ForkMutexRegistry {
   static constexpr int kMax = 16;
+  alignas(64) pthread_mutex_t storage[kMax] = {};  // the mutexes themselves, side by side
+  int n_storage = 0;
   ForkMutex *mutexes[kMax] = {};
   int n = 0;
   void (*child_fns[kMax])() = {};
@@ -50,8 +52,9 @@ struct ForkMutexRegistry {
 };
 
 ForkMutex::ForkMutex(Rank rank, bool recursive) noexcept : rank_(rank), recursive_(recursive) {
-  reinit();
   auto &r = ForkMutexRegistry::get();
+  mu_ = r.n_storage < ForkMutexRegistry::kMax ? &r.storage[r.n_storage++] : &own_;
+  reinit();
   if (r.n < ForkMutexRegistry::kMax) {
     r.mutexes[r.n++] = this;
     std::sort(r.mutexes, r.mutexes + r.n, [](ForkMutex *a, ForkMutex *b) { return a->rank_ < b->rank_; });
@@ -63,7 +66,7 @@ void ForkMutex::reinit() noexcept {
   pthread_mutexattr_t attr;
   pthread_mutexattr_init(&attr);
   if (recursive_) pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_RECURSIVE);
-  pthread_mutex_init(&mu_, &attr);
+  pthread_mutex_init(mu_, &attr);
   pthread_mutexattr_destroy(&attr);
 }
 
