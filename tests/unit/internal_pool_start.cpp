@@ -42,10 +42,11 @@ TEST(PoolStart, ReplacementThatFailsToStartIsRetried) {
   mpx_pool_options_init(&o, sizeof o);
   o.workers = 1;
   o.maxtasksperchild = 1;
+  // Worker 2 (the first replacement) fails to start; the supervisor tries again. The hook is
+  // set before the pool's threads exist and cleared after they are gone (they read it).
+  mpx::pool::g_fail_start = [](uint64_t n) { return int(n == 2); };
   mpx_pool *p = nullptr;
   ASSERT_MPX_OK(mpx_pool_create(&p, &o));
-  // Worker 2 (the first replacement) fails to start; the supervisor tries again.
-  mpx::pool::g_fail_start = [](uint64_t n) { return int(n == 2); };
   mpx_task t;
   mpx_task_init(&t, sizeof t);
   t.fn = [](const void *a, size_t n, mpx_task_out *out) { return mpx_task_return(out, a, n); };
@@ -55,6 +56,6 @@ TEST(PoolStart, ReplacementThatFailsToStartIsRetried) {
     ASSERT_MPX_OK(mpx_pool_apply(p, &t, &r, &n));
     mpx_free(r);
   }
-  mpx::pool::g_fail_start = nullptr;
   EXPECT_MPX_OK(mpx_pool_destroy(p));
+  mpx::pool::g_fail_start = nullptr;
 }
