@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <cstring>
 
 #include "mpx/connection.h"
 

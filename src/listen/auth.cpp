@@ -10,6 +10,8 @@
 #include <openssl/opensslv.h>
 
 #include <cstring>
+#include <iterator>
+#include <string>
 
 #include "mpx/listener.h"
 #include "platform/fork_mutex.hpp"
@@ -23,12 +25,17 @@ namespace {
 #define MPX_STR(x) MPX_STR2(x)
 constexpr const char *kCryptoSoname = "libcrypto.so." MPX_STR(OPENSSL_VERSION_MAJOR);
 
+// The digests a peer may name ("{sha256}..."), as Python's multiprocessing.connection knows
+// them; libcrypto's EVP_<name>() gives each. An index into this table names a digest.
+constexpr const char *kDigests[] = {"md5", "sha256", "sha384", "sha3_256", "sha3_384"};
+constexpr int kMd5 = 0;
+constexpr int kNoDigest = -1;
+
 // The few libcrypto functions the handshake calls.
 struct Crypto {
-  using Md = const EVP_MD *(*)();
   unsigned char *(*hmac)(const EVP_MD *, const void *, int, const unsigned char *, size_t, unsigned char *,
                          unsigned int *);
-  Md md5, sha256, sha384, sha3_256, sha3_384;
+  const EVP_MD *(*md[std::size(kDigests)])();
 };
 
 // libcrypto's locks know nothing of fork(): a child forked while another thread of its
@@ -46,32 +53,23 @@ Status load_crypto() {
   if (!so) return fail(MPX_ESYS, "cannot load {} for the authkey handshake: {}", kCryptoSoname, dlerror());
   Crypto c;
   bool ok = true;
-  auto sym = [&](auto *fn, const char *name) {
-    void *p = dlsym(so, name);
+  auto sym = [&](auto *fn, const std::string &name) {
+    void *p = dlsym(so, name.c_str());
     ok &= p != nullptr;
     std::memcpy(fn, &p, sizeof p);
   };
   sym(&c.hmac, "HMAC");
-  sym(&c.md5, "EVP_md5");
-  sym(&c.sha256, "EVP_sha256");
-  sym(&c.sha384, "EVP_sha384");
-  sym(&c.sha3_256, "EVP_sha3_256");
-  sym(&c.sha3_384, "EVP_sha3_384");
+  for (size_t i = 0; i < std::size(kDigests); ++i) sym(&c.md[i], std::string("EVP_") + kDigests[i]);
   if (!ok) return fail(MPX_ESYS, "{} lacks a function the authkey handshake needs", kCryptoSoname);
   g_crypto = c;  // the library stays loaded for the life of the process
   g_crypto_loaded = true;
   return MPX_OK;
 }
 
-enum class Digest { none, md5, sha256, sha384, sha3_256, sha3_384 };
-
-Digest digest_by_name(const std::string &name) {
-  if (name == "md5") return Digest::md5;
-  if (name == "sha256") return Digest::sha256;
-  if (name == "sha384") return Digest::sha384;
-  if (name == "sha3_256") return Digest::sha3_256;
-  if (name == "sha3_384") return Digest::sha3_384;
-  return Digest::none;
+int digest_by_name(const std::string &name) {
+  for (size_t i = 0; i < std::size(kDigests); ++i)
+    if (name == kDigests[i]) return int(i);
+  return kNoDigest;
 }
 
 // Python's _get_digest_name_and_payload: "{name}payload" with a known name, else ("", message).
@@ -82,29 +80,20 @@ void split_digest(const std::string &m, std::string *name, std::string *payload)
   const size_t curly = m.find('}', 1);
   if (curly == std::string::npos || curly > 10) return;  // Python looks within _MAX_DIGEST_LEN+2
   std::string n = m.substr(1, curly - 1);
-  if (digest_by_name(n) == Digest::none) return;
+  if (digest_by_name(n) == kNoDigest) return;
   *name = std::move(n);
   *payload = m.substr(curly + 1);
 }
 
-Status hmac(const Key &key, Digest digest, const std::string &msg, std::string *out) {
+Status hmac(const Key &key, int digest, const std::string &msg, std::string *out) {
   unsigned char buf[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   static const unsigned char empty = 0;
   const void *k = key.data ? key.data : &empty;
   platform::ForkMutexGuard g(g_crypto_mu);
   if (Status s = load_crypto(); s != MPX_OK) return s;
-  const Crypto &c = g_crypto;
-  const EVP_MD *md = nullptr;
-  switch (digest) {
-    case Digest::md5: md = c.md5(); break;
-    case Digest::sha256: md = c.sha256(); break;
-    case Digest::sha384: md = c.sha384(); break;
-    case Digest::sha3_256: md = c.sha3_256(); break;
-    case Digest::sha3_384: md = c.sha3_384(); break;
-    case Digest::none: break;
-  }
-  if (!md || !c.hmac(md, k, int(key.len), reinterpret_cast<const unsigned char *>(msg.data()), msg.size(), buf, &len))
+  const EVP_MD *md = digest == kNoDigest ? nullptr : g_crypto.md[digest]();
+  if (!md || !g_crypto.hmac(md, k, int(key.len), reinterpret_cast<const unsigned char *>(msg.data()), msg.size(), buf, &len))
     return fail(MPX_ESYS, "HMAC failed");
   out->assign(reinterpret_cast<char *>(buf), len);
   return MPX_OK;
@@ -150,7 +139,7 @@ Status make_response(const Key &key, const std::string &message, uint32_t flags,
   if (name.empty() || name == "md5") {
     if (flags & MPX_AUTH_REQUIRE_SHA256)
       return fail(MPX_EAUTH, "authentication failed: a legacy (HMAC-MD5) challenge, and sha256 is required");
-    if (name.empty()) return hmac(key, Digest::md5, message, response);  // bare, as Python 3.11 expects
+    if (name.empty()) return hmac(key, kMd5, message, response);  // bare, as Python 3.11 expects
   }
   std::string mac;
   if (Status s = hmac(key, digest_by_name(name), message, &mac); s != MPX_OK) return s;

@@ -10,8 +10,7 @@ namespace mpx::platform {
 
 struct ForkMutexRegistry {
   static constexpr int kMax = 16;
-  alignas(64) pthread_mutex_t storage[kMax] = {};  // the mutexes themselves, side by side
-  int n_storage = 0;
+  alignas(64) pthread_mutex_t storage[kMax] = {};  // the registered mutexes' own, in registration order
   ForkMutex *mutexes[kMax] = {};
   int n = 0;
   void (*child_fns[kMax])() = {};
@@ -53,7 +52,7 @@ struct ForkMutexRegistry {
 
 ForkMutex::ForkMutex(Rank rank, bool recursive) noexcept : rank_(rank), recursive_(recursive) {
   auto &r = ForkMutexRegistry::get();
-  mu_ = r.n_storage < ForkMutexRegistry::kMax ? &r.storage[r.n_storage++] : &own_;
+  mu_ = r.n < ForkMutexRegistry::kMax ? &r.storage[r.n] : &own_;
   reinit();
   if (r.n < ForkMutexRegistry::kMax) {
     r.mutexes[r.n++] = this;
