@@ -54,6 +54,15 @@ MPX_API int mpx_lock_destroy(mpx_lock *lock);
 MPX_API int mpx_lock_acquire(mpx_lock *lock, int64_t timeout_ms);
 
 /**
+ * One attempt, never a system call: 0 when acquired (a recursive lock's owner nests), or
+ * MPX_ETIMEDOUT when the lock is held, even by an owner that has died: only mpx_lock_acquire
+ * (timeout 0 included) checks on the owner and recovers the lock with MPX_EOWNERDEAD. It is
+ * the fast path of a blocking acquire for a caller that pays per argument, such as a binding
+ * over an FFI: try, and call mpx_lock_acquire when it fails.
+ */
+MPX_API int mpx_lock_try_acquire(mpx_lock *lock);
+
+/**
  * Release. A plain lock may be released by any thread of any process; MPX_EPERM if it is
  * not locked. A recursive lock: MPX_EPERM unless the calling thread owns it.
  */
@@ -102,6 +111,8 @@ MPX_API int mpx_semaphore_attach(mpx_semaphore **out, const char *token);
 MPX_API int mpx_semaphore_destroy(mpx_semaphore *sem);
 /** Decrement, waiting up to timeout_ms for the value to be positive. */
 MPX_API int mpx_semaphore_acquire(mpx_semaphore *sem, int64_t timeout_ms);
+/** mpx_semaphore_acquire(sem, 0) with one argument fewer: 0, or MPX_ETIMEDOUT when zero. */
+MPX_API int mpx_semaphore_try_acquire(mpx_semaphore *sem);
 /** Increment and wake one waiter. MPX_EOVERFLOW (value unchanged) past the bound or the maximum. */
 MPX_API int mpx_semaphore_release(mpx_semaphore *sem);
 /** *value = the current value (a snapshot). */

@@ -59,6 +59,11 @@ MPX_API int mpx_lock_acquire(mpx_lock *lock, int64_t timeout_ms) {
   return o->lock.acquire(timeout_ms);
 }
 
+MPX_API int mpx_lock_try_acquire(mpx_lock *lock) {
+  MPX_PIN(o, LockObject, lock, HandleType::lock);
+  return o->lock.try_acquire();
+}
+
 MPX_API int mpx_lock_release(mpx_lock *lock) {
   MPX_PIN(o, LockObject, lock, HandleType::lock);
   return o->lock.release();
@@ -132,6 +137,11 @@ MPX_API int mpx_semaphore_destroy(mpx_semaphore *sem) { return destroy_handle(se
 MPX_API int mpx_semaphore_acquire(mpx_semaphore *sem, int64_t timeout_ms) {
   MPX_PIN(o, SemaphoreObject, sem, HandleType::semaphore);
   return o->acquire(timeout_ms);
+}
+
+MPX_API int mpx_semaphore_try_acquire(mpx_semaphore *sem) {
+  MPX_PIN(o, SemaphoreObject, sem, HandleType::semaphore);
+  return o->acquire(0);
 }
 
 MPX_API int mpx_semaphore_release(mpx_semaphore *sem) {

@@ -144,11 +144,11 @@ def bench_single():
     # Diagnosis: the two C calls a Lock needs, made directly with the binding's own prebuilt
     # arguments, i.e. a Lock without its Python wrapper (skipped if the internals change).
     try:
-        g["la"], g["lr"] = mpx.synchronize._lock_acquire, mpx.synchronize._lock_release
-        g["lh"], g["sl"] = g["ml"]._h, mpx._lib.SLICE
-        if g["la"](g["lh"], g["sl"]) != 0 or g["lr"](g["lh"]) != 0:
+        g["la"], g["lr"] = mpx.synchronize._lock_try, mpx.synchronize._lock_release
+        g["lh"] = g["ml"]._h
+        if g["la"](g["lh"]) != 0 or g["lr"](g["lh"]) != 0:
             raise RuntimeError("raw lock calls failed")
-        stmts["mpx_lock_raw"] = "la(lh, sl); lr(lh)"
+        stmts["mpx_lock_raw"] = "la(lh); lr(lh)"
     except Exception as e:  # noqa: BLE001
         print(f"note: no raw-call breakdown ({e})")
     s = Samples()

@@ -165,6 +165,29 @@ TEST(LockAcquire, TryWithTimeoutZeroReturnsAtOnce) {
   EXPECT_EQ(is_locked(lock.get()), 0);
 }
 
+TEST(LockAcquire, TryAcquireTakesAFreeLockAndReportsAHeldOneWithoutWaiting) {
+  for (bool recursive : {false, true}) {
+    auto lock = mpxt::make_lock(recursive);
+    EXPECT_MPX_OK(mpx_lock_try_acquire(lock.get()));
+    EXPECT_EQ(is_locked(lock.get()), 1);
+    if (recursive) {
+      EXPECT_MPX_OK(mpx_lock_try_acquire(lock.get())) << "the owner nests";
+      EXPECT_MPX_OK(mpx_lock_release(lock.get()));
+    } else {
+      EXPECT_MPX(MPX_ETIMEDOUT, mpx_lock_try_acquire(lock.get())) << "a plain lock is not reentrant";
+    }
+    auto st = mpxt::run_in_child([&] {
+      mpxt::Stopwatch sw;
+      CHILD_MPX(MPX_ETIMEDOUT, mpx_lock_try_acquire(lock.get()));
+      CHILD_CHECK(sw.ms() < 20);
+      return 0;
+    });
+    EXPECT_TRUE(st.ok()) << st.describe();
+    EXPECT_MPX_OK(mpx_lock_release(lock.get()));
+    EXPECT_EQ(is_locked(lock.get()), 0);
+  }
+}
+
 TEST(LockAcquire, PlainLockIsNotReentrant) {
   auto lock = mpxt::make_lock();
   ASSERT_MPX_OK(mpx_lock_acquire(lock.get(), -1));
@@ -392,6 +415,15 @@ TEST(LockOwnerDead, TryAcquireReturnsOwnerDeadAfterHolderKilled) {
   EXPECT_MPX_OK(mpx_lock_release(lock.get()));
   EXPECT_MPX_OK(mpx_lock_acquire(lock.get(), 0));
   EXPECT_MPX_OK(mpx_lock_release(lock.get()));
+}
+
+TEST(LockOwnerDead, TryAcquireLeavesADeadOwnersLockToAcquire) {
+  auto lock = mpxt::make_lock();
+  kill_holder(lock.get());
+  EXPECT_MPX(MPX_ETIMEDOUT, mpx_lock_try_acquire(lock.get())) << "a try does not check on the owner";
+  EXPECT_MPX(MPX_EOWNERDEAD, mpx_lock_acquire(lock.get(), 0));
+  EXPECT_MPX_OK(mpx_lock_release(lock.get()));
+  EXPECT_MPX(MPX_ENOTRECOVERABLE, mpx_lock_try_acquire(lock.get())) << "released without consistent";
 }
 
 TEST(LockOwnerDead, AcquireInAnotherProcessReturnsOwnerDead) {

@@ -64,6 +64,7 @@ std::vector<Op> segment_ops() {
 std::vector<Op> lock_ops() {
   return {
       {"mpx_lock_acquire", [](void *h) { return mpx_lock_acquire(as<mpx_lock>(h), 0); }},
+      {"mpx_lock_try_acquire", [](void *h) { return mpx_lock_try_acquire(as<mpx_lock>(h)); }},
       {"mpx_lock_release", [](void *h) { return mpx_lock_release(as<mpx_lock>(h)); }},
       {"mpx_lock_consistent", [](void *h) { return mpx_lock_consistent(as<mpx_lock>(h)); }},
       {"mpx_lock_locked", [](void *h) { int v = 0; return mpx_lock_locked(as<mpx_lock>(h), &v); }},
@@ -77,6 +78,7 @@ std::vector<Op> lock_ops() {
 std::vector<Op> semaphore_ops() {
   return {
       {"mpx_semaphore_acquire", [](void *h) { return mpx_semaphore_acquire(as<mpx_semaphore>(h), 0); }},
+      {"mpx_semaphore_try_acquire", [](void *h) { return mpx_semaphore_try_acquire(as<mpx_semaphore>(h)); }},
       {"mpx_semaphore_release", [](void *h) { return mpx_semaphore_release(as<mpx_semaphore>(h)); }},
       {"mpx_semaphore_value", [](void *h) { uint32_t v = 0; return mpx_semaphore_value(as<mpx_semaphore>(h), &v); }},
       {"mpx_semaphore_max_value", [](void *h) { uint32_t v = 0; return mpx_semaphore_max_value(as<mpx_semaphore>(h), &v); }},

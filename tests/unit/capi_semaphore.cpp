@@ -65,6 +65,16 @@ TEST(SemaphoreAcquire, TryReturnsAtOnce) {
   EXPECT_LT(sw.ms(), 20);
 }
 
+TEST(SemaphoreAcquire, TryAcquireDecrementsOrReportsZero) {
+  auto sem = mpxt::make_semaphore(1);
+  EXPECT_MPX_OK(mpx_semaphore_try_acquire(sem.get()));
+  mpxt::Stopwatch sw;
+  EXPECT_MPX(MPX_ETIMEDOUT, mpx_semaphore_try_acquire(sem.get()));
+  EXPECT_LT(sw.ms(), 20);
+  EXPECT_MPX_OK(mpx_semaphore_release(sem.get()));
+  EXPECT_MPX_OK(mpx_semaphore_try_acquire(sem.get()));
+}
+
 TEST(SemaphoreAcquire, BlockedAcquireIsWokenByAReleaseInAnotherProcess) {
   auto s = mpxt::make_semaphore(0);
   mpxt::Child releaser = mpxt::Child::fork([&] {

@@ -24,7 +24,7 @@ import math
 
 from . import _lib
 from ._lib import C, new_handle, out_value, get_string, check, c_void_p, c_size_t, byref
-from .synchronize import RLock, _LockBase, _get_ident, _encode, _lock_acquire, _lock_release, _SLICE
+from .synchronize import RLock, _LockBase, _get_ident, _encode, _lock_try, _lock_release
 
 __all__ = ["RawValue", "RawArray", "Value", "Array", "copy", "synchronized", "attach"]
 
@@ -307,7 +307,7 @@ def get{0}(self):
             return self._obj.{0}
         finally:
             self.release()
-    rc = _lock_acquire(rl._h, _SLICE)
+    rc = _lock_try(rl._h)
     if rc:
         rl._enter_slow(rc)
     rl._owner = me
@@ -331,7 +331,7 @@ def set{0}(self, value):
         finally:
             self.release()
         return
-    rc = _lock_acquire(rl._h, _SLICE)
+    rc = _lock_try(rl._h)
     if rc:
         rl._enter_slow(rc)
     rl._owner = me
@@ -353,8 +353,8 @@ def make_property(name):
     try:
         return _prop_cache[name]
     except KeyError:
-        d = {"_get_ident": _get_ident, "_NOT_AN_RLOCK": _NOT_AN_RLOCK, "_SLICE": _SLICE,
-             "_lock_acquire": _lock_acquire, "_lock_release": _lock_release, "_error": _lib.error}
+        d = {"_get_ident": _get_ident, "_NOT_AN_RLOCK": _NOT_AN_RLOCK,
+             "_lock_try": _lock_try, "_lock_release": _lock_release, "_error": _lib.error}
         exec(_template.format(name), d)
         _prop_cache[name] = d[name]
         return d[name]
@@ -416,7 +416,7 @@ class SynchronizedArray(SynchronizedBase):
         if rl is _NOT_AN_RLOCK:
             with self._lock:
                 return self._obj[i]
-        rc = _lock_acquire(rl._h, _SLICE)
+        rc = _lock_try(rl._h)
         if rc:
             rl._enter_slow(rc)
         rl._owner = me
@@ -438,7 +438,7 @@ class SynchronizedArray(SynchronizedBase):
             with self._lock:
                 self._obj[i] = value
             return
-        rc = _lock_acquire(rl._h, _SLICE)
+        rc = _lock_try(rl._h)
         if rc:
             rl._enter_slow(rc)
         rl._owner = me

@@ -57,10 +57,14 @@ from ._lib import (C, raw, raw_gil, new_handle, check, error, get_string, out_va
 
 __all__ = ["Lock", "RLock", "Semaphore", "BoundedSemaphore", "Condition", "Event", "Barrier"]
 
-# Hot-path function objects: no argtypes, arguments are prebuilt ctypes instances.
+# Hot-path function objects: no argtypes, arguments are prebuilt ctypes instances. A blocking
+# acquire first tries with the one-argument call that keeps the GIL (each ctypes argument and
+# the GIL's release cost about as much as the C call), then waits through the other.
 _lock_acquire = raw("mpx_lock_acquire")
+_lock_try = raw_gil("mpx_lock_try_acquire")
 _lock_release = raw_gil("mpx_lock_release")
 _sem_acquire = raw("mpx_semaphore_acquire")
+_sem_try = raw_gil("mpx_semaphore_try_acquire")
 _sem_release = raw_gil("mpx_semaphore_release")
 _event_wait = raw("mpx_event_wait")
 _event_is_set = raw_gil("mpx_event_is_set")
@@ -199,13 +203,10 @@ class Lock(_LockBase):
 
     def acquire(self, block=True, timeout=None):
         if block:
-            if timeout is None:
-                rc = _lock_acquire(self._h, _SLICE)
-                if not rc:
-                    return True
-                if rc == _ETIMEDOUT:
-                    rc = sliced_wait(_lock_acquire, self._h, None)
-            else:
+            rc = _lock_try(self._h)
+            if not rc:
+                return True
+            if rc == _ETIMEDOUT:
                 rc = sliced_wait(_lock_acquire, self._h, timeout)
         else:
             rc = _lock_acquire(self._h, _ZERO)
@@ -219,7 +220,7 @@ class Lock(_LockBase):
             self._release_failed(rc)
 
     def __enter__(self):
-        rc = _lock_acquire(self._h, _SLICE)
+        rc = _lock_try(self._h)
         if rc:
             if rc == _ETIMEDOUT:
                 rc = sliced_wait(_lock_acquire, self._h, None)
@@ -269,11 +270,8 @@ class RLock(_LockBase):
             self._depth += 1
             return True
         if block:
-            if timeout is None:
-                rc = _lock_acquire(self._h, _SLICE)
-                if rc == _ETIMEDOUT:
-                    rc = sliced_wait(_lock_acquire, self._h, None)
-            else:
+            rc = _lock_try(self._h)
+            if rc == _ETIMEDOUT:
                 rc = sliced_wait(_lock_acquire, self._h, timeout)
         else:
             rc = _lock_acquire(self._h, _ZERO)
@@ -299,7 +297,7 @@ class RLock(_LockBase):
         if self._owner == me:
             self._depth += 1
             return True
-        rc = _lock_acquire(self._h, _SLICE)
+        rc = _lock_try(self._h)
         if rc:
             self._enter_slow(rc)
         self._owner = me
@@ -427,16 +425,13 @@ class Semaphore(_Shared):
 
     def acquire(self, block=True, timeout=None):
         if block:
-            if timeout is None:
-                rc = _sem_acquire(self._h, _SLICE)
-                if not rc:
-                    return True
-                if rc == _ETIMEDOUT:
-                    rc = sliced_wait(_sem_acquire, self._h, None)
-            else:
+            rc = _sem_try(self._h)
+            if not rc:
+                return True
+            if rc == _ETIMEDOUT:
                 rc = sliced_wait(_sem_acquire, self._h, timeout)
         else:
-            rc = _sem_acquire(self._h, _ZERO)
+            rc = _sem_try(self._h)
         if not rc:
             return True
         if rc == _ETIMEDOUT:
@@ -449,7 +444,7 @@ class Semaphore(_Shared):
             self._release_failed(rc)
 
     def __enter__(self):
-        rc = _sem_acquire(self._h, _SLICE)
+        rc = _sem_try(self._h)
         if rc:
             if rc == _ETIMEDOUT:
                 rc = sliced_wait(_sem_acquire, self._h, None)
