@@ -54,11 +54,10 @@ MPX_API int mpx_lock_destroy(mpx_lock *lock);
 MPX_API int mpx_lock_acquire(mpx_lock *lock, int64_t timeout_ms);
 
 /**
- * One attempt, never a system call: 0 when acquired (a recursive lock's owner nests), or
- * MPX_ETIMEDOUT when the lock is held, even by an owner that has died: only mpx_lock_acquire
- * (timeout 0 included) checks on the owner and recovers the lock with MPX_EOWNERDEAD. It is
- * the fast path of a blocking acquire for a caller that pays per argument, such as a binding
- * over an FFI: try, and call mpx_lock_acquire when it fails.
+ * mpx_lock_acquire(lock, 0) with one argument fewer, for callers that pay per argument (a
+ * binding over an FFI tries with it, then waits with mpx_lock_acquire): 0, MPX_ETIMEDOUT
+ * while held, MPX_EOWNERDEAD when it took over from a dead owner. Free: one atomic
+ * instruction; held: one system call to check on the owner.
  */
 MPX_API int mpx_lock_try_acquire(mpx_lock *lock);
 

@@ -61,7 +61,7 @@ MPX_API int mpx_lock_acquire(mpx_lock *lock, int64_t timeout_ms) {
 
 MPX_API int mpx_lock_try_acquire(mpx_lock *lock) {
   MPX_PIN(o, LockObject, lock, HandleType::lock);
-  return o->lock.try_acquire();
+  return o->lock.acquire(0);
 }
 
 MPX_API int mpx_lock_release(mpx_lock *lock) {

@@ -114,12 +114,6 @@ Status SharedLock::acquire_slow(uint64_t mine, int64_t timeout_ms) noexcept {
   }
 }
 
-Status SharedLock::try_failed(uint64_t seen) noexcept {
-  if (!valid(seen)) return place_.corrupt();
-  if (low(seen) & kNotRecoverable) return unrecoverable();
-  return fail(MPX_ETIMEDOUT, "lock is held (a try does not wait or check on the owner)");
-}
-
 Status SharedLock::release_slow() noexcept {
   uint64_t w = b_->word.load(std::memory_order_relaxed);
   for (;;) {

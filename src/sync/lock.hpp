@@ -72,20 +72,6 @@ class SharedLock {
     return acquire_slow(mine, timeout_ms);
   }
 
-  // One CAS (or a nested acquire); held, even by a dead owner: MPX_ETIMEDOUT, no system call.
-  __attribute__((always_inline)) Status try_acquire() noexcept {
-    const uint64_t mine = owner_value();
-    if (recursive_ && (low(b_->word.load(std::memory_order_relaxed)) & kIdMask) == uint32_t(mine)) return recurse();
-    uint64_t seen = 0;
-    if (b_->word.compare_exchange_strong(seen, mine, std::memory_order_acquire, std::memory_order_relaxed))
-        [[likely]] {
-      if (recursive_) b_->count.store(1, std::memory_order_relaxed);
-      if (!place_.header_ok()) [[unlikely]] return place_.corrupt();
-      return MPX_OK;
-    }
-    return try_failed(seen);
-  }
-
   __attribute__((always_inline)) Status release() noexcept {
     const uint64_t mine = owner_value();
     if (recursive_) {
@@ -127,7 +113,6 @@ class SharedLock {
   Status recurse() noexcept;
   Status acquire_slow(uint64_t mine, int64_t timeout_ms) noexcept;
   Status release_slow() noexcept;
-  Status try_failed(uint64_t seen) noexcept;
   // quick: one system call per check (a zombie owner passes for alive), for try-acquire.
   Status try_take_over(uint64_t seen, uint64_t mine, bool quick, bool *taken) noexcept;
   bool valid(uint64_t w) const noexcept {

@@ -417,13 +417,15 @@ TEST(LockOwnerDead, TryAcquireReturnsOwnerDeadAfterHolderKilled) {
   EXPECT_MPX_OK(mpx_lock_release(lock.get()));
 }
 
-TEST(LockOwnerDead, TryAcquireLeavesADeadOwnersLockToAcquire) {
-  auto lock = mpxt::make_lock();
-  kill_holder(lock.get());
-  EXPECT_MPX(MPX_ETIMEDOUT, mpx_lock_try_acquire(lock.get())) << "a try does not check on the owner";
-  EXPECT_MPX(MPX_EOWNERDEAD, mpx_lock_acquire(lock.get(), 0));
-  EXPECT_MPX_OK(mpx_lock_release(lock.get()));
-  EXPECT_MPX(MPX_ENOTRECOVERABLE, mpx_lock_try_acquire(lock.get())) << "released without consistent";
+TEST(LockOwnerDead, TryAcquireFunctionReturnsOwnerDeadAfterHolderKilled) {
+  for (bool recursive : {false, true}) {
+    auto lock = mpxt::make_lock(recursive);
+    kill_holder(lock.get());
+    EXPECT_MPX(MPX_EOWNERDEAD, mpx_lock_try_acquire(lock.get()));
+    EXPECT_EQ(is_locked(lock.get()), 1);
+    EXPECT_MPX_OK(mpx_lock_release(lock.get()));
+    EXPECT_MPX(MPX_ENOTRECOVERABLE, mpx_lock_try_acquire(lock.get())) << "released without consistent";
+  }
 }
 
 TEST(LockOwnerDead, AcquireInAnotherProcessReturnsOwnerDead) {
