@@ -138,11 +138,20 @@ Status QueueObject::take(Sink &sink, uint64_t *len, const Timeout &t) noexcept {
         next_check = 0;
       }
       if (next_check != 0 && platform::monotonic_ns() >= next_check && !owner_alive(owner_pid, owner_tid)) {
-        // Its writer died before committing: never deliver it.
-        if (item) l_->consumer.items_got.store(v.ordinal, std::memory_order_release);
+        // Its writer died before committing: never deliver it. An item is counted as abandoned
+        // before it is skipped, under a mark: if we die in between, repair_consumer can tell
+        // whether the count was made, and the item is counted exactly once.
+        if (item) {
+          l_->consumer.items_got.store(v.ordinal, std::memory_order_release);
+          l_->status.dropping_base.store(l_->status.abandoned.load(std::memory_order_relaxed),
+                                         std::memory_order_relaxed);
+          l_->status.dropping.store(h + 1, std::memory_order_seq_cst);
+          crash_point(CrashPoint::consumer_abandoning);
+          count_abandoned();
+          crash_point(CrashPoint::consumer_abandoned);
+        }
         skip(h, v, kWriting);
-        if (item) count_abandoned();
-        else if (st.active) drop_stream(&st, sink);
+        if (!item && st.active) drop_stream(&st, sink);
         continue;
       }
     } else if (st.active) {
@@ -295,7 +304,8 @@ void QueueObject::drop_stream(Stream *st, Sink &sink) noexcept {
 
 // The previous holder of the consumer lock died (we hold it now, MPX_EOWNERDEAD). If it had
 // marked the record at head without moving head past it, finish that record (its item is
-// lost, never delivered twice); if it had counted the item at head without marking it,
+// lost, never delivered twice); if it had counted a dead writer's item at head as abandoned
+// without skipping it, skip it; if it had counted the item at head without marking it,
 // uncount it (the item is delivered to the next get: the dead one never returned it). A
 // small item it took but did not free is still COMMITTED behind head: mark it DONE. The rest
 // of a stream it was reading is skipped by later gets as orphan chunks.
@@ -310,9 +320,12 @@ Status QueueObject::repair_consumer() noexcept {
     const uint32_t state = v.r->state.load(std::memory_order_acquire);
     const bool item = v.kind == kWhole || v.kind == kFirst;
     const uint64_t got = l_->consumer.items_got.load(std::memory_order_acquire);
-    if (v.kind != kPad && (state == kReading || state == kDone)) {
+    const bool dropped = item && state == kWriting && l_->status.dropping.load(std::memory_order_seq_cst) == h + 1 &&
+                         l_->status.abandoned.load(std::memory_order_seq_cst) ==
+                             l_->status.dropping_base.load(std::memory_order_relaxed) + 1;
+    if (v.kind != kPad && (state == kReading || state == kDone || dropped)) {
       if (item) l_->consumer.items_got.store(v.ordinal, std::memory_order_release);
-      uint32_t expected = kReading;
+      uint32_t expected = dropped ? kWriting : kReading;
       tsan_release(v.r);
       v.r->state.compare_exchange_strong(expected, kDone, std::memory_order_seq_cst);
       l_->consumer.head.store(h + v.bytes, std::memory_order_release);

@@ -137,7 +137,12 @@ struct alignas(64) StatusLine {
   std::atomic<uint64_t> aborted_stream;  // position of the FIRST of the last item abandoned mid-stream
   std::atomic<uint64_t> tasks_done;      // JoinableQueue: task_done calls
   std::atomic<uint64_t> abandoned;       // items never delivered (their producer died or gave up)
+  // A consumer dropping a dead writer's item marks it before counting it: 1 + the record's
+  // position, and `abandoned` as it was. A repair finds whether the count was made.
+  std::atomic<uint64_t> dropping;
+  std::atomic<uint64_t> dropping_base;
 };
+static_assert(sizeof(StatusLine) == 64, "the status line keeps its size (older peers see zeros)");
 
 struct alignas(64) Lines {
   ProducerLine producer;

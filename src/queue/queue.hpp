@@ -98,6 +98,8 @@ enum class CrashPoint {
   consumer_claimed,    // head moved, consumer lock still held
   consumer_copying,    // lock released, record still READING
   consumer_streaming,  // a chunk taken, more to come, consumer lock held
+  consumer_abandoning,  // dropping a dead writer's item: marked, not counted as abandoned
+  consumer_abandoned,   // the same, counted as abandoned, record not skipped
 };
 extern void (*g_crash_hook)(CrashPoint);
 inline void crash_point(CrashPoint p) noexcept {

@@ -186,6 +186,56 @@ TEST(QueueCrash, ConsumerKilledAtEachPointNeverDuplicates) {
   }
 }
 
+TEST(QueueCrash, ConsumerKilledWhileDroppingADeadWritersItemLeavesJoinExact) {
+  // A get that finds the record at head half-written by a dead producer drops it and counts
+  // it as abandoned (never to be marked done). Killed between the two, its successor must
+  // neither lose the count (join would wait for an item that never comes) nor make it twice.
+  for (CrashPoint point : {CrashPoint::consumer_abandoning, CrashPoint::consumer_abandoned}) {
+    SCOPED_TRACE("crash point " + std::to_string(int(point)));
+    auto q = make_queue({0, kCapacity, 0, true});
+    for (uint64_t i = 0; i < 2; ++i) {
+      auto it = item(i, kLarge);
+      ASSERT_MPX_OK(mpx_queue_put(q.get(), it.data(), it.size(), 1000));
+    }
+    auto writer = mpxt::run_in_child([&] {
+      g_target = CrashPoint::producer_copying;  // reserved, payload not committed
+      mpx::queue::g_crash_hook = die_at_target;
+      auto it = item(2, kLarge);
+      mpx_queue_put(q.get(), it.data(), it.size(), 5000);
+      return 1;  // not reached
+    });
+    ASSERT_TRUE(writer.killed_by(SIGKILL)) << writer.describe();
+    for (uint64_t i = 3; i < 5; ++i) {
+      auto it = item(i, kLarge);
+      ASSERT_MPX_OK(mpx_queue_put(q.get(), it.data(), it.size(), 1000));
+    }
+    for (uint64_t i = 0; i < 2; ++i) {
+      ASSERT_EQ(take(q.get(), kLarge), i);
+      ASSERT_MPX_OK(mpx_queue_task_done(q.get()));
+    }
+    auto reader = mpxt::run_in_child([&] {
+      g_target = point;
+      mpx::queue::g_crash_hook = die_at_target;
+      void *data;
+      size_t len;
+      mpx_queue_get(q.get(), &data, &len, 5000);
+      return 1;  // not reached
+    });
+    ASSERT_TRUE(reader.killed_by(SIGKILL)) << reader.describe();
+    mpxt::Stopwatch sw;
+    EXPECT_EQ(take(q.get(), kLarge), 3u);
+    EXPECT_EQ(take(q.get(), kLarge), 4u);
+    EXPECT_LT(sw.ms(), 1000);
+    EXPECT_MPX_OK(mpx_queue_task_done(q.get()));
+    EXPECT_MPX(MPX_ETIMEDOUT, mpx_queue_join(q.get(), 0)) << "item 4 is not done yet";
+    EXPECT_MPX_OK(mpx_queue_task_done(q.get()));
+    EXPECT_MPX_OK(mpx_queue_join(q.get(), 1000)) << "the dropped item counted once, not lost";
+    EXPECT_MPX(MPX_EOVERFLOW, mpx_queue_task_done(q.get())) << "nor counted twice";
+    EXPECT_EQ(mpxt::qsize_of(q.get()), 0u);
+    still_flows(q.get(), kLarge);
+  }
+}
+
 TEST(QueueCrash, AGetKilledWhileAsleepIsNotCountedAsASleeperForLong) {
   // A sleeper that dies never takes itself off the count of sleepers; left there, it would make
   // every later put wake nobody with a system call. The first puts that find nobody to wake
