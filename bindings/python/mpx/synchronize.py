@@ -70,7 +70,6 @@ _event_wait = raw("mpx_event_wait")
 _event_is_set = raw_gil("mpx_event_is_set")
 _sem_value = raw_gil("mpx_semaphore_value")
 _SLICE = _lib.SLICE
-_ZERO = _lib.ZERO
 _ETIMEDOUT = _lib.ETIMEDOUT
 _EOWNERDEAD = _lib.EOWNERDEAD
 _EPERM = _lib.EPERM
@@ -202,16 +201,13 @@ class Lock(_LockBase):
         self._create()
 
     def acquire(self, block=True, timeout=None):
-        if block:
-            rc = _lock_try(self._h)
-            if not rc:
-                return True
-            if rc == _ETIMEDOUT:
-                rc = sliced_wait(_lock_acquire, self._h, timeout)
-        else:
-            rc = _lock_acquire(self._h, _ZERO)
+        rc = _lock_try(self._h)
         if not rc:
             return True
+        if block and rc == _ETIMEDOUT:
+            rc = sliced_wait(_lock_acquire, self._h, timeout)
+            if not rc:
+                return True
         return self._acquire_failed(rc, 2)
 
     def release(self):
@@ -269,12 +265,9 @@ class RLock(_LockBase):
         if self._owner == me:
             self._depth += 1
             return True
-        if block:
-            rc = _lock_try(self._h)
-            if rc == _ETIMEDOUT:
-                rc = sliced_wait(_lock_acquire, self._h, timeout)
-        else:
-            rc = _lock_acquire(self._h, _ZERO)
+        rc = _lock_try(self._h)
+        if block and rc == _ETIMEDOUT:
+            rc = sliced_wait(_lock_acquire, self._h, timeout)
         if rc and not self._acquire_failed(rc, 2):
             return False
         self._owner = me
@@ -424,14 +417,11 @@ class Semaphore(_Shared):
         return _rebuild, (type(self), self.token)
 
     def acquire(self, block=True, timeout=None):
-        if block:
-            rc = _sem_try(self._h)
-            if not rc:
-                return True
-            if rc == _ETIMEDOUT:
-                rc = sliced_wait(_sem_acquire, self._h, timeout)
-        else:
-            rc = _sem_try(self._h)
+        rc = _sem_try(self._h)
+        if not rc:
+            return True
+        if block and rc == _ETIMEDOUT:
+            rc = sliced_wait(_sem_acquire, self._h, timeout)
         if not rc:
             return True
         if rc == _ETIMEDOUT:
